@@ -1,0 +1,1 @@
+"""Learned latency predictors: features, network models, few-shot transfer, metrics, safe persistence."""

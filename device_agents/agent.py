@@ -1,0 +1,197 @@
+"""The agent's request loop: read frames from stdin, dispatch, reply on the protocol stream.
+
+Malformed requests get an error reply; the loop only ends on ``bye`` or EOF.
+Models live in ``<workdir>/models/<sha256>.<format>``; the agent writes nothing
+outside its work dir (temporary files go to ``<workdir>/tmp``).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from device_agents import agent_version, facts, protocol, timing
+
+_RUNNER_MODULES = {"onnxruntime": "device_agents.ort_runner", "tvm": "device_agents.tvm_runner"}
+_SUFFIX = {"onnx": ".onnx", "tvm": ".so"}
+
+
+class RequestFailed(Exception):
+    """Raised inside a handler to send an error reply of a given type."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _runner_module(backend: str) -> Any:
+    try:
+        return importlib.import_module(_RUNNER_MODULES[backend])
+    except ImportError as exc:
+        raise RequestFailed("unsupported", f"backend {backend} is not available on this device: {exc}") from None
+
+
+def _runtime_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for backend in _RUNNER_MODULES:
+        try:
+            versions[backend] = _runner_module(backend).version()
+        except RequestFailed:
+            versions[backend] = None
+    return versions
+
+
+class Agent:
+    """State of one agent process: work dir, model cache, reference kernel, handshake."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.models = workdir / "models"
+        self.tmp = workdir / "tmp"
+        self.models.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.reference = timing.ReferenceKernel()
+        self.greeted = False
+        self.handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "hello": self.hello, "ping": lambda _req: {}, "load": self.load,
+            "measure": self.measure, "profile": self.profile, "bye": lambda _req: {},
+        }
+
+    def hello(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Handshake: check the protocol version and report device facts."""
+        if req["protocol"] != protocol.PROTOCOL_VERSION:
+            raise RequestFailed("version", f"host speaks protocol {req['protocol']}, "
+                                           f"agent speaks {protocol.PROTOCOL_VERSION}")
+        self.greeted = True
+        from device_agents import ort_runner
+        self.reference.probe()
+        info = facts.collect(_runtime_versions(), ort_runner.available_providers(), agent_version())
+        info["protocol"] = protocol.PROTOCOL_VERSION
+        info["reference_ms"] = self.reference.baseline()
+        return info
+
+    def _model_path(self, sha: str, fmt: str) -> Path:
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise RequestFailed("protocol", "sha256 must be 64 lowercase hex digits")
+        return self.models / f"{sha}{_SUFFIX[fmt]}"
+
+    def load(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Cache model bytes under their sha256 (bytes sent only when the hash is absent)."""
+        path = self._model_path(req["sha256"], req["format"])
+        if path.exists():
+            return {"sha256": req["sha256"], "cached": True, "bytes": path.stat().st_size}
+        if "data_b64" not in req:
+            raise RequestFailed("missing_model", f"model {req['sha256'][:12]} is not cached; send its bytes")
+        try:
+            data = base64.b64decode(req["data_b64"], validate=True)
+        except ValueError:
+            raise RequestFailed("protocol", "load.data_b64 is not valid base64") from None
+        if hashlib.sha256(data).hexdigest() != req["sha256"]:
+            raise RequestFailed("bad_model", "model bytes do not match their sha256")
+        partial = self.tmp / f"{req['sha256']}.part"
+        partial.write_bytes(data)
+        os.replace(partial, path)
+        return {"sha256": req["sha256"], "cached": False, "bytes": len(data)}
+
+    def _find_model(self, sha: str) -> tuple[Path, str]:
+        for fmt in protocol.FORMATS:
+            path = self._model_path(sha, fmt)
+            if path.exists():
+                return path, fmt
+        raise RequestFailed("missing_model", f"model {sha[:12]} is not loaded; send 'load' first")
+
+    @staticmethod
+    def _pin(settings: dict[str, Any]) -> None:
+        cpus = settings.get("affinity")
+        if cpus:
+            try:
+                os.sched_setaffinity(0, {int(c) for c in cpus})
+            except (OSError, ValueError) as exc:
+                raise RequestFailed("runtime", f"cannot pin to CPUs {cpus}: {exc}") from None
+
+    def measure(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Time a cached model with the measurement protocol in a fresh runtime session."""
+        path, fmt = self._find_model(req["model"])
+        backend = req.get("backend", "onnxruntime" if fmt == "onnx" else "tvm")
+        settings = req.get("settings") or {}
+        self._pin(settings)
+        module = _runner_module(backend)
+        try:
+            run, session_facts = module.runner(str(path), settings)
+        except RequestFailed:
+            raise
+        except Exception as exc:  # the runtime rejected the model: report, keep serving
+            raise RequestFailed("bad_model", f"{backend} cannot load the model: {exc}") from None
+        try:
+            result = timing.measure(run, settings, self.reference)
+        except Exception as exc:
+            raise RequestFailed("runtime", f"{backend} failed while running the model: {exc}") from None
+        return {**result, **session_facts, "backend": backend}
+
+    def profile(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Per-node times from ONNX Runtime's profiler."""
+        path, fmt = self._find_model(req["model"])
+        if fmt != "onnx":
+            raise RequestFailed("unsupported", "per-node profiles need an ONNX model")
+        settings = req.get("settings") or {}
+        self._pin(settings)
+        from device_agents import ort_runner
+        try:
+            return ort_runner.profile(str(path), settings, int(req.get("runs", 10)))
+        except Exception as exc:
+            raise RequestFailed("runtime", f"onnxruntime profiling failed: {exc}") from None
+
+    def handle(self, line: bytes) -> tuple[dict[str, Any], bool]:
+        """Process one frame; returns (reply, keep_running)."""
+        rid = None
+        try:
+            req = protocol.decode(line)
+            rid = req.get("id") if isinstance(req.get("id"), int) else None
+            protocol.validate_request(req)
+            if not self.greeted and req["op"] != "hello":
+                raise RequestFailed("protocol", "send 'hello' first")
+            result = self.handlers[req["op"]](req)
+            return protocol.ok(rid, result), req["op"] != "bye"
+        except protocol.ProtocolError as exc:
+            return protocol.error(rid, "protocol", str(exc)), True
+        except RequestFailed as exc:
+            return protocol.error(rid, exc.kind, str(exc)), True
+
+
+def serve(workdir: Path, stdin: BinaryIO, out: BinaryIO) -> None:
+    """Serve requests from ``stdin`` until ``bye`` or EOF, replying on ``out``."""
+    agent = Agent(workdir)
+    while True:
+        line = stdin.readline(protocol.MAX_LINE + 1)
+        if not line:
+            return
+        if not line.strip():
+            continue
+        reply, running = agent.handle(line)
+        out.write(protocol.encode(reply))
+        out.flush()
+        if not running:
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: move the protocol stream off fd 1, confine temp files, serve."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m device_agents")
+    parser.add_argument("--workdir", required=True, help="the agent's work dir (model cache, temp files)")
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir).expanduser().resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(workdir / "tmp")
+    # Frames go on a private copy of the inherited stdout; fd 1 now points at stderr,
+    # so anything a runtime prints cannot corrupt the protocol stream.
+    out = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(workdir, sys.stdin.buffer, out)
+    return 0

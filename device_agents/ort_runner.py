@@ -1,0 +1,105 @@
+"""ONNX Runtime on the device: sessions with the configured threads/providers, inputs, per-node profiles."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Callable
+
+import numpy as np
+
+_NUMPY_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8,
+    "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_,
+}
+
+
+def available_providers() -> list[str]:
+    """Execution providers this onnxruntime build offers ([] without onnxruntime)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return []
+    return list(ort.get_available_providers())
+
+
+def version() -> str | None:
+    """The onnxruntime version, or None if it is not installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    return ort.__version__
+
+
+def make_inputs(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs for every graph input; symbolic dimensions become 1."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for arg in session.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+        dtype = _NUMPY_TYPES.get(arg.type)
+        if dtype is None:
+            raise ValueError(f"input {arg.name!r} has unsupported type {arg.type}")
+        if np.issubdtype(dtype, np.floating):
+            feeds[arg.name] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[arg.name] = rng.integers(0, 2, size=shape).astype(dtype)
+    return feeds
+
+
+def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = None) -> Any:
+    """A fresh InferenceSession with the requested threads and providers (missing EPs are skipped)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(settings.get("threads", 1))
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.log_severity_level = 3
+    if profile_dir is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = os.path.join(profile_dir, "ort")
+    wanted = settings.get("providers") or ["CPUExecutionProvider"]
+    have = set(ort.get_available_providers())
+    providers = [p for p in wanted if p in have] or ["CPUExecutionProvider"]
+    return ort.InferenceSession(path, sess_options=opts, providers=providers)
+
+
+def runner(path: str, settings: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """A zero-argument callable running the model once, and facts about the session."""
+    session = open_session(path, settings)
+    feeds = make_inputs(session, int(settings.get("seed", 0)))
+
+    def run() -> Any:
+        return session.run(None, feeds)
+
+    return run, {"providers": session.get_providers()}
+
+
+def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:
+    """Per-node times from ONNX Runtime's profiler, median over ``runs`` runs after one warm-up."""
+    with tempfile.TemporaryDirectory() as tmp:
+        session = open_session(path, settings, profile_dir=tmp)
+        feeds = make_inputs(session, int(settings.get("seed", 0)))
+        for _ in range(runs + 1):
+            session.run(None, feeds)
+        trace_path = session.end_profiling()
+        with open(trace_path, encoding="utf-8") as handle:
+            events = json.load(handle)
+    per_node: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+            continue
+        args = event.get("args", {})
+        name = event["name"][: -len("_kernel_time")]
+        entry = per_node.setdefault(name, {"name": name, "op_type": args.get("op_name", ""),
+                                           "provider": args.get("provider", ""), "samples_us": []})
+        entry["samples_us"].append(float(event.get("dur", 0)))
+    nodes = []
+    for entry in per_node.values():
+        samples = entry.pop("samples_us")[1:] or [0.0]  # drop the warm-up run
+        nodes.append({**entry, "dur_us": float(np.median(samples)), "runs": len(samples)})
+    nodes.sort(key=lambda n: -n["dur_us"])
+    return {"nodes": nodes, "providers": session.get_providers()}

@@ -1,0 +1,143 @@
+"""The measurement protocol, run on the device: warm-up, calibrated rounds, statistics, drift probe.
+
+``measure(run, settings)`` times a zero-argument callable:
+
+1. warm up for ``warmup_ms`` (at least 3 calls);
+2. calibrate ``number`` (calls per round) so one round lasts ``min_repeat_ms``;
+3. time ``repeat`` rounds with ``perf_counter_ns``; a round's time is its total
+   divided by ``number``;
+4. if the rounds' coefficient of variation exceeds ``cov_threshold``, measure
+   again (up to ``max_remeasure`` times) and keep the steadiest attempt;
+5. time a fixed reference kernel before and after; if it moved by more than
+   ``drift_threshold`` against the agent's running baseline, flag ``drift``.
+
+Every raw round time is returned; outliers (outside 1.5 IQR) are counted, not removed.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+DEFAULTS: dict[str, Any] = {
+    "warmup_ms": 100.0,
+    "repeat": 10,
+    "min_repeat_ms": 20.0,
+    "cov_threshold": 0.10,
+    "max_remeasure": 2,
+    "drift_threshold": 0.15,
+}
+
+
+def summarize(rounds_ms: list[float]) -> dict[str, Any]:
+    """Robust summary of round times (ms): median, mean, std, p10, p90, CoV, min, max, outliers."""
+    a = np.asarray(rounds_ms, dtype=np.float64)
+    mean = float(a.mean())
+    std = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    q1, q3 = np.percentile(a, [25, 75])
+    iqr = q3 - q1
+    outliers = int(((a < q1 - 1.5 * iqr) | (a > q3 + 1.5 * iqr)).sum())
+    return {
+        "median_ms": float(np.median(a)),
+        "mean_ms": mean,
+        "std_ms": std,
+        "p10_ms": float(np.percentile(a, 10)),
+        "p90_ms": float(np.percentile(a, 90)),
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+        "cov": std / mean if mean > 0 else 0.0,
+        "outliers": outliers,
+    }
+
+
+def _time_calls(run: Callable[[], Any], number: int) -> float:
+    """Wall time of ``number`` calls, in ms per call."""
+    start = time.perf_counter_ns()
+    for _ in range(number):
+        run()
+    return (time.perf_counter_ns() - start) / 1e6 / number
+
+
+def calibrate(run: Callable[[], Any], min_repeat_ms: float) -> int:
+    """Calls per round so that a round lasts at least ``min_repeat_ms``."""
+    number = 1
+    while True:
+        per_call = _time_calls(run, number)
+        if per_call * number >= min_repeat_ms or number >= 1 << 20:
+            return number
+        target = int(min_repeat_ms / max(per_call, 1e-6) * 1.1) + 1
+        number = max(number * 2, min(target, number * 100))
+
+
+def warm_up(run: Callable[[], Any], warmup_ms: float) -> int:
+    """Call ``run`` for ``warmup_ms`` (at least 3 calls); returns the call count."""
+    deadline = time.perf_counter_ns() + warmup_ms * 1e6
+    calls = 0
+    while calls < 3 or time.perf_counter_ns() < deadline:
+        run()
+        calls += 1
+    return calls
+
+
+class ReferenceKernel:
+    """A fixed single-threaded numpy kernel timed between measurements to detect drift.
+
+    Its running baseline is the median of every probe this agent process has taken,
+    so a throttled or re-clocked device shows up as a probe far from that median.
+    """
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(0)
+        self._a = rng.standard_normal((96, 96)).astype(np.float32)
+        self._b = rng.standard_normal((96, 96)).astype(np.float32)
+        self.history: list[float] = []
+
+    def probe(self) -> float:
+        """Time the kernel (median of 5 short rounds), remember it, return ms."""
+        def run() -> None:
+            np.dot(self._a, self._b)
+        times = [_time_calls(run, 20) for _ in range(5)]
+        value = statistics.median(times)
+        self.history.append(value)
+        return value
+
+    def baseline(self) -> float:
+        """Median of every probe so far."""
+        return statistics.median(self.history)
+
+
+def measure(run: Callable[[], Any], settings: dict[str, Any], reference: ReferenceKernel) -> dict[str, Any]:
+    """Time ``run`` with the measurement protocol; returns stats, raw rounds, warnings and flags."""
+    cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if k in DEFAULTS}}
+    ref_before = reference.probe()
+    warm_up(run, float(cfg["warmup_ms"]))
+    attempts: list[dict[str, Any]] = []
+    for _ in range(1 + int(cfg["max_remeasure"])):
+        number = calibrate(run, float(cfg["min_repeat_ms"]))
+        rounds = [_time_calls(run, number) for _ in range(int(cfg["repeat"]))]
+        stats = summarize(rounds)
+        attempts.append({"number": number, "rounds_ms": rounds, **stats})
+        if stats["cov"] <= cfg["cov_threshold"]:
+            break
+    best = min(attempts, key=lambda a: a["cov"])
+    ref_after = reference.probe()
+    baseline = reference.baseline()
+    drift = max(abs(ref_before / baseline - 1.0), abs(ref_after / baseline - 1.0))
+    warnings = []
+    if best["cov"] > cfg["cov_threshold"]:
+        warnings.append(f"CoV {best['cov']:.1%} above {cfg['cov_threshold']:.0%} after {len(attempts)} attempts")
+    drifted = drift > cfg["drift_threshold"]
+    if drifted:
+        warnings.append(f"reference kernel moved {drift:.1%} from its baseline (thermal or clock drift?)")
+    return {
+        **best,
+        "attempts": len(attempts),
+        "reference_ms": [ref_before, ref_after],
+        "reference_baseline_ms": baseline,
+        "drift": drifted,
+        "valid": not warnings,
+        "warnings": warnings,
+        "settings": cfg,
+    }

@@ -1,0 +1,65 @@
+"""``hwnas measure``: real on-device latency of ONNX models, stored with provenance."""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from hwnas.cli import add_common
+from hwnas.cli.common import registry, run_id, store
+from hwnas import fleet
+from hwnas.measure import measure_items, model_item
+from hwnas.output import print_json, print_table
+from hwnas.progress import bar
+
+log = logging.getLogger("hwnas")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``measure`` command."""
+    p = sub.add_parser("measure", help="measure ONNX models on devices (timed on the device)")
+    p.add_argument("--device", action="append", required=True, metavar="NAME", help="device (repeatable)")
+    p.add_argument("--onnx", nargs="+", required=True, metavar="FILE", help="ONNX model files")
+    p.add_argument("--sessions", type=int, default=None,
+                   help="fresh runtime sessions per model (default: the device's measurement.sessions)")
+    add_common(p)
+    p.set_defaults(func=run)
+
+
+def result_row(item, m) -> dict[str, Any]:
+    """The JSON object printed for one measured model."""
+    return {"model": item.source, "device": m.device, "latency_ms": m.latency_ms,
+            "backend": m.backend, "session_spread": m.session_spread, "cov": m.stats["cov"],
+            "p10_ms": m.stats["p10_ms"], "p90_ms": m.stats["p90_ms"], "sessions": m.sessions,
+            "valid": m.valid, "warnings": m.warnings, "sha256": m.model_sha256, "measurement_id": m.id}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate every model first (exit 2 on a bad one), then measure on each device."""
+    reg = registry(args)
+    devices = [reg.device(n) for n in args.device]
+    items = [model_item(path) for path in args.onnx]
+    st = store(reg)
+    rid = run_id()
+    bars = {d.name: bar(len(items), d.name, quiet=args.json, unit="model", position=i)
+            for i, d in enumerate(devices)}
+
+    def work(device, client):
+        return measure_items(device, client, st, items, rid, sessions=args.sessions,
+                             on_done=lambda item, m: bars[device.name].update(1))
+
+    outcomes = fleet.run(reg, devices, work)
+    for progress in bars.values():
+        progress.close()
+    rows: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        rows.extend(result_row(item, m) for item, m in zip(items, outcome.value or []))
+    worst = max((o.error.exit_code for o in outcomes if o.error), default=0)
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(["model", "device", "latency_ms", "spread", "cov", "valid"],
+                    [[r["model"], r["device"], r["latency_ms"], f"{r['session_spread']:.1%}",
+                      f"{r['cov']:.1%}", "yes" if r["valid"] else "no"] for r in rows])
+        print(f"\nstored in {st.path}")
+    return worst

@@ -1,0 +1,306 @@
+"""hardware.yaml: the device registry, its schema, and errors that name file, line and field.
+
+Loading is ``yaml.safe_load``-only; ``${ENV_VAR}`` in any string is expanded (a
+missing variable is an error naming where it was used). Unknown keys are
+rejected, and so are secrets: there is no password field, and the error says to
+use a key file or ssh-agent instead.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hwnas.errors import BadInput
+
+KINDS = ("x86_cpu", "arm_cpu", "mobile_gpu", "npu", "fpga_sim")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_UNION_TAGS = {"local", "ssh", "tvm_rpc", "onnxruntime", "tvm", "simulator"}
+_SECRET_KEYS = {"password", "passphrase", "secret", "token", "private_key"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LocalTransportConfig(_Strict):
+    """Run the agent as a subprocess on this machine."""
+
+    type: Literal["local"]
+
+
+class JumpHostConfig(_Strict):
+    """An SSH bastion the connection goes through."""
+
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = None
+    key_file: str | None = None
+
+
+class SshTransportConfig(_Strict):
+    """Reach the device over SSH (paramiko); host keys verified against ``known_hosts``."""
+
+    type: Literal["ssh"]
+    host: str = Field(min_length=1)
+    port: int = Field(22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    trust_on_first_use: bool = False
+    python: str = "python3"
+    workdir: str = "/tmp/hwnas"
+    jump: JumpHostConfig | None = None
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+
+class TvmRpcTransportConfig(_Strict):
+    """A device in a TVM RPC tracker's pool."""
+
+    type: Literal["tvm_rpc"]
+    tracker_host: str
+    tracker_port: int = Field(9190, ge=1, le=65535)
+    key: str = Field(min_length=1)
+
+
+Transport = Annotated[Union[LocalTransportConfig, SshTransportConfig, TvmRpcTransportConfig],
+                      Field(discriminator="type")]
+
+
+class OrtRuntimeConfig(_Strict):
+    """ONNX Runtime with an ordered execution-provider list."""
+
+    backend: Literal["onnxruntime"]
+    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"], min_length=1)
+    threads: int = Field(1, ge=1, le=256)
+
+    @field_validator("providers")
+    @classmethod
+    def _providers_named(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name.endswith("ExecutionProvider"):
+                raise ValueError(f"{name!r} is not an execution provider name (e.g. CPUExecutionProvider)")
+        return value
+
+
+class TvmRuntimeConfig(_Strict):
+    """Apache TVM: a target dict, optional cross compiler and tuning budget."""
+
+    backend: Literal["tvm"]
+    target: dict[str, Any]
+    cross_compiler: str | None = None
+    trials: int = Field(0, ge=0)
+    tuning_log: str | None = None
+    threads: int = Field(1, ge=1, le=256)
+
+    @field_validator("target")
+    @classmethod
+    def _target_has_kind(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(value.get("kind"), str):
+            raise ValueError("a TVM target dict needs a string 'kind' (e.g. {kind: llvm})")
+        return value
+
+
+class SimulatorRuntimeConfig(_Strict):
+    """A cycle-level accelerator simulator; cycles become latency at ``clock_mhz``."""
+
+    backend: Literal["simulator"]
+    simulator: Literal["scalesim"]
+    array: tuple[int, int]
+    clock_mhz: float = Field(gt=0)
+    dataflow: Literal["os", "ws", "is"] = "ws"
+
+
+Runtime = Annotated[Union[OrtRuntimeConfig, TvmRuntimeConfig, SimulatorRuntimeConfig],
+                    Field(discriminator="backend")]
+
+
+class MeasurementConfig(_Strict):
+    """How measurements are taken on a device (defaults suit small models on a CPU)."""
+
+    warmup_ms: float = Field(100.0, ge=0)
+    repeat: int = Field(10, ge=3)
+    min_repeat_ms: float = Field(20.0, gt=0)
+    cov_threshold: float = Field(0.10, gt=0)
+    max_remeasure: int = Field(2, ge=0)
+    drift_threshold: float = Field(0.15, gt=0)
+    sessions: int = Field(3, ge=1)
+    timeout_s: float = Field(300.0, gt=0)
+
+
+class DeviceConfig(_Strict):
+    """One device entry of hardware.yaml."""
+
+    name: str = Field(min_length=1, max_length=64)
+    kind: Literal["x86_cpu", "arm_cpu", "mobile_gpu", "npu", "fpga_sim"]
+    transport: Transport
+    runtime: Runtime
+    affinity: list[Annotated[int, Field(ge=0)]] | None = None
+    measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
+    tags: dict[str, str] | list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if any(ord(c) < 32 or c == "/" for c in value):
+            raise ValueError("device names may not contain '/' or control characters")
+        return value
+
+    @property
+    def backend(self) -> str:
+        """The runtime backend name (onnxruntime, tvm, simulator)."""
+        return self.runtime.backend
+
+
+class HardwareConfig(_Strict):
+    """The whole of hardware.yaml."""
+
+    workspace: str = ".hwnas"
+    devices: list[DeviceConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "HardwareConfig":
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.name in seen:
+                raise ValueError(f"device name {device.name!r} is used twice")
+            seen.add(device.name)
+        return self
+
+
+class Registry:
+    """A loaded hardware.yaml: its devices and where its workspace lives."""
+
+    def __init__(self, path: Path, config: HardwareConfig) -> None:
+        self.path = path
+        self.config = config
+        workspace = Path(config.workspace).expanduser()
+        self.workspace = workspace if workspace.is_absolute() else (path.parent / workspace).resolve()
+
+    @property
+    def devices(self) -> list[DeviceConfig]:
+        """All device entries, in file order."""
+        return list(self.config.devices)
+
+    def device(self, name: str) -> DeviceConfig:
+        """The device called ``name``; BadInput naming the known ones otherwise."""
+        for device in self.config.devices:
+            if device.name == name:
+                return device
+        known = ", ".join(d.name for d in self.config.devices)
+        raise BadInput(f"{self.path}: no device named {name!r} (known: {known})")
+
+
+# --- YAML positions --------------------------------------------------------------------------
+
+def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
+    """1-based line of the deepest node along a pydantic error location."""
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                if part in _UNION_TAGS:
+                    continue  # pydantic names the union member it tried; not a key
+                break  # a missing key: the mapping that lacks it is the place
+            key, node = match
+            line = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+    return line
+
+
+def _field_path(loc: tuple[Any, ...], data: Any) -> str:
+    """Readable key path such as ``devices[1].transport.port`` (union tags dropped)."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list):
+            parts.append(f"[{part}]")
+            node = node[part] if part < len(node) else None
+        elif isinstance(node, dict) and part in node:
+            parts.append(("." if parts else "") + str(part))
+            node = node[part]
+        elif isinstance(node, dict) and not (isinstance(part, str) and "[" in part):
+            # a missing field, or a union tag like 'ssh' that is not a key
+            if part not in _UNION_TAGS:
+                parts.append(("." if parts else "") + str(part))
+    return "".join(parts) or "(top level)"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    """``('devices', 0, 'name')`` -> ``devices[0].name``."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _expand_env(node: Any, root: yaml.Node, loc: tuple[Any, ...], path: Path) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand_env(v, root, loc + (k,), path) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand_env(v, root, loc + (i,), path) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def substitute(match: re.Match[str]) -> str:
+            value = os.environ.get(match.group(1))
+            if value is None:
+                raise BadInput(f"{path}:{_line_of(root, loc)}: {_dotted(loc)}: "
+                               f"environment variable {match.group(1)} is not set")
+            return value
+        return _ENV.sub(substitute, node)
+    return node
+
+
+def _reject_secrets(data: Any, root: yaml.Node, path: Path, loc: tuple[Any, ...] = ()) -> None:
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if str(key).lower() in _SECRET_KEYS:
+                raise BadInput(f"{path}:{_line_of(root, loc + (key,))}: {_dotted(loc + (key,))}: "
+                               "secrets do not belong in hardware.yaml; use key_file or ssh-agent")
+            _reject_secrets(value, root, path, loc + (key,))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _reject_secrets(value, root, path, loc + (i,))
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "required field is missing"
+    return msg.removeprefix("Value error, ")
+
+
+def load(path: str | Path) -> Registry:
+    """Load and validate hardware.yaml; BadInput ("FILE:LINE: FIELD: problem") on any error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file (pass --config PATH or create hardware.yaml)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read it ({exc})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BadInput(f"{path}{where}: not valid YAML ({problem})") from None
+    if root is None or not isinstance(data, dict):
+        raise BadInput(f"{path}:1: the file must be a mapping with a 'devices' list")
+    _reject_secrets(data, root, path)
+    data = _expand_env(data, root, (), path)
+    try:
+        config = HardwareConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise BadInput(f"{path}:{_line_of(root, loc)}: {_field_path(loc, data)}: {_message(err)}{more}") from None
+    return Registry(path.resolve(), config)

@@ -1,0 +1,155 @@
+"""Measuring models on one device: validate, ship by hash, time in several interleaved sessions, store.
+
+A measurement spans ``sessions`` fresh runtime sessions. Items are measured in
+chunks; within a chunk every item gets session 1, then every item session 2, and
+so on, so drift and session-to-session variance do not line up with one item.
+An item's latency is the median of its session medians; the spread between
+sessions is stored as its uncertainty. Each finished item is stored at once.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from hwnas.agent_client import AgentClient, file_sha256
+from hwnas.config import DeviceConfig
+from hwnas.errors import BadInput
+from hwnas.store import Measurement, Store
+
+CHUNK = 16
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing to measure: an ONNX file and what it stands for."""
+
+    path: Path
+    sha256: str
+    signature: str
+    item: str = "model"           # 'model' | 'block' | 'network'
+    space: str | None = None
+    arch: str | None = None
+    source: str | None = None
+
+
+def check_onnx(path: str | Path) -> str:
+    """Validate an ONNX model file; returns its sha256. BadInput names the file and the cause."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such model file")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, ...: all mean a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"{path}: not a valid ONNX model ({first})") from None
+    if not model.graph.node:
+        raise BadInput(f"{path}: the ONNX graph has no nodes")
+    return file_sha256(path)
+
+
+def model_item(path: str | Path) -> Item:
+    """An Item for a user's ONNX file (validated); its signature is its content hash."""
+    sha = check_onnx(path)
+    return Item(path=Path(path), sha256=sha, signature=f"onnx:{sha}", source=str(path))
+
+
+def device_settings(device: DeviceConfig) -> dict[str, Any]:
+    """The agent-side measurement settings a device entry asks for."""
+    m = device.measurement
+    settings: dict[str, Any] = {
+        "threads": device.runtime.threads if hasattr(device.runtime, "threads") else 1,
+        "warmup_ms": m.warmup_ms, "repeat": m.repeat, "min_repeat_ms": m.min_repeat_ms,
+        "cov_threshold": m.cov_threshold, "max_remeasure": m.max_remeasure,
+        "drift_threshold": m.drift_threshold,
+    }
+    if device.backend == "onnxruntime":
+        settings["providers"] = list(device.runtime.providers)
+    if device.affinity:
+        settings["affinity"] = list(device.affinity)
+    return settings
+
+
+def request_key(device: str, backend: str, item: Item, settings: dict[str, Any], run_id: str) -> str:
+    """Idempotency key of one item's measurement in one run (a retry reuses it)."""
+    text = f"{run_id}|{device}|{backend}|{item.signature}|{sorted(settings.items())}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list[dict[str, Any]],
+            key: str | None) -> Measurement:
+    """Fold per-session agent results for one item into one stored Measurement."""
+    medians = [r["median_ms"] for r in results]
+    latency = statistics.median(medians)
+    pooled = [t for r in results for t in r["rounds_ms"]]
+    mean = statistics.fmean(pooled)
+    std = statistics.stdev(pooled) if len(pooled) > 1 else 0.0
+    quantiles = statistics.quantiles(pooled, n=10) if len(pooled) > 1 else [pooled[0]] * 9
+    spread = (max(medians) - min(medians)) / latency if latency > 0 else 0.0
+    warnings = sorted({w for r in results for w in r["warnings"]})
+    stats = {
+        "mean_ms": mean, "std_ms": std, "p10_ms": quantiles[0], "p90_ms": quantiles[-1],
+        "cov": std / mean if mean else 0.0, "session_medians_ms": medians,
+        "round_cov": [r["cov"] for r in results], "numbers": [r["number"] for r in results],
+        "attempts": [r["attempts"] for r in results], "drift": any(r["drift"] for r in results),
+        "reference_ms": [r["reference_ms"] for r in results],
+    }
+    facts = client.facts
+    return Measurement(
+        device=device.name, kind=device.kind, backend=device.backend,
+        runtime_version=(facts.get("runtimes") or {}).get(device.backend),
+        providers=results[0].get("providers", []), threads=getattr(device.runtime, "threads", None),
+        affinity=list(device.affinity) if device.affinity else None,
+        agent_version=facts.get("agent", "?"), item=item.item, model_sha256=item.sha256,
+        signature=item.signature, latency_ms=latency, stats=stats,
+        raw=[r["rounds_ms"] for r in results], sessions=len(results), session_spread=spread,
+        valid=all(r["valid"] for r in results), warnings=warnings, space=item.space, arch=item.arch,
+        source=item.source, facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname")},
+        request_key=key,
+    )
+
+
+def artifact(device: DeviceConfig, item: Item, workspace: Path) -> tuple[Path, str]:
+    """The file the agent runs for an item, and its format: the ONNX file itself for
+    ONNX Runtime; a library compiled for the device's target for TVM."""
+    if device.backend == "tvm":
+        from hwnas import tvm_backend
+        return tvm_backend.artifact(device, item, workspace)
+    return item.path, "onnx"
+
+
+def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items: Iterable[Item],
+                  run_id: str, sessions: int | None = None, seed: int = 0,
+                  on_done: Callable[[Item, Measurement], None] | None = None) -> list[Measurement]:
+    """Measure items on a started agent, ``sessions`` interleaved sessions each; store each result."""
+    sessions = sessions or device.measurement.sessions
+    settings = device_settings(device)
+    rng = random.Random(seed)
+    items = list(items)
+    done: list[Measurement] = []
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start:start + CHUNK]
+        shas = {}
+        for item in chunk:
+            path, fmt = artifact(device, item, store.path.parent)
+            shas[item.signature] = client.load(path, fmt)
+        results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in chunk}
+        for _ in range(sessions):
+            order = chunk[:]
+            rng.shuffle(order)
+            for item in order:
+                results[item.signature].append(client.measure(shas[item.signature], settings, device.backend))
+        for item in chunk:
+            key = request_key(device.name, device.backend, item, settings, run_id)
+            measurement = combine(device, client, item, results[item.signature], key)
+            measurement.id = store.add(measurement)
+            done.append(measurement)
+            if on_done:
+                on_done(item, measurement)
+    return done

@@ -1,0 +1,1 @@
+"""Operator/block signatures and latency lookup tables (no device I/O)."""
