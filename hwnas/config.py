@@ -204,8 +204,6 @@ def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
         if isinstance(node, yaml.MappingNode):
             match = next(((k, v) for k, v in node.value if k.value == part), None)
             if match is None:
-                if part in _UNION_TAGS:
-                    continue  # pydantic names the union member it tried; not a key
                 break  # a missing key: the mapping that lacks it is the place
             key, node = match
             line = key.start_mark.line + 1
@@ -213,6 +211,16 @@ def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
             node = node.value[part]
             line = node.start_mark.line + 1
     return line
+
+
+def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Drop the union member pydantic inserts after 'transport'/'runtime' (e.g. 'ssh'): not a key."""
+    out: list[Any] = []
+    for i, part in enumerate(loc):
+        if i > 0 and loc[i - 1] in ("transport", "runtime") and part in _UNION_TAGS:
+            continue
+        out.append(part)
+    return tuple(out)
 
 
 def _field_path(loc: tuple[Any, ...], data: Any) -> str:
@@ -226,10 +234,8 @@ def _field_path(loc: tuple[Any, ...], data: Any) -> str:
         elif isinstance(node, dict) and part in node:
             parts.append(("." if parts else "") + str(part))
             node = node[part]
-        elif isinstance(node, dict) and not (isinstance(part, str) and "[" in part):
-            # a missing field, or a union tag like 'ssh' that is not a key
-            if part not in _UNION_TAGS:
-                parts.append(("." if parts else "") + str(part))
+        else:  # a missing field
+            parts.append(("." if parts else "") + str(part))
     return "".join(parts) or "(top level)"
 
 
@@ -300,7 +306,7 @@ def load(path: str | Path) -> Registry:
         config = HardwareConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = tuple(err["loc"])
+        loc = _strip_union_tags(tuple(err["loc"]))
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise BadInput(f"{path}:{_line_of(root, loc)}: {_field_path(loc, data)}: {_message(err)}{more}") from None
     return Registry(path.resolve(), config)
