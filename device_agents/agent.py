@@ -11,6 +11,7 @@ import hashlib
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -120,6 +121,7 @@ class Agent:
         settings = req.get("settings") or {}
         self._pin(settings)
         module = _runner_module(backend)
+        started = time.perf_counter_ns()
         try:
             run, session_facts = module.runner(str(path), settings)
         except RequestFailed:
@@ -130,6 +132,7 @@ class Agent:
             result = timing.measure(run, settings, self.reference)
         except Exception as exc:
             raise RequestFailed("runtime", f"{backend} failed while running the model: {exc}") from None
+        result["phase_ms"]["session"] = (time.perf_counter_ns() - started) / 1e6 - sum(result["phase_ms"].values())
         return {**result, **session_facts, "backend": backend}
 
     def profile(self, req: dict[str, Any]) -> dict[str, Any]:

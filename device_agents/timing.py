@@ -12,6 +12,8 @@
    ``drift_threshold`` against the agent's running baseline, flag ``drift``.
 
 Every raw round time is returned; outliers (outside 1.5 IQR) are counted, not removed.
+``phase_ms`` tells where the agent's time went (reference probes, warm-up,
+calibration, timed rounds), so overhead figures can be split honestly.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 DEFAULTS: dict[str, Any] = {
-    "warmup_ms": 100.0,
+    "warmup_ms": 50.0,
     "repeat": 10,
     "min_repeat_ms": 20.0,
     "cov_threshold": 0.10,
@@ -111,18 +113,31 @@ class ReferenceKernel:
 def measure(run: Callable[[], Any], settings: dict[str, Any], reference: ReferenceKernel) -> dict[str, Any]:
     """Time ``run`` with the measurement protocol; returns stats, raw rounds, warnings and flags."""
     cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if k in DEFAULTS}}
+    phases = {"reference": 0.0, "warmup": 0.0, "calibrate": 0.0, "rounds": 0.0}
+    clock = time.perf_counter_ns
+    t0 = clock()
     ref_before = reference.probe()
+    t1 = clock()
     warm_up(run, float(cfg["warmup_ms"]))
+    t2 = clock()
+    phases["reference"] += (t1 - t0) / 1e6
+    phases["warmup"] += (t2 - t1) / 1e6
     attempts: list[dict[str, Any]] = []
     for _ in range(1 + int(cfg["max_remeasure"])):
+        t0 = clock()
         number = calibrate(run, float(cfg["min_repeat_ms"]))
+        t1 = clock()
         rounds = [_time_calls(run, number) for _ in range(int(cfg["repeat"]))]
+        phases["calibrate"] += (t1 - t0) / 1e6
+        phases["rounds"] += (clock() - t1) / 1e6
         stats = summarize(rounds)
         attempts.append({"number": number, "rounds_ms": rounds, **stats})
         if stats["cov"] <= cfg["cov_threshold"]:
             break
     best = min(attempts, key=lambda a: a["cov"])
+    t0 = clock()
     ref_after = reference.probe()
+    phases["reference"] += (clock() - t0) / 1e6
     baseline = reference.baseline()
     drift = max(abs(ref_before / baseline - 1.0), abs(ref_after / baseline - 1.0))
     warnings = []
@@ -140,4 +155,5 @@ def measure(run: Callable[[], Any], settings: dict[str, Any], reference: Referen
         "valid": not warnings,
         "warnings": warnings,
         "settings": cfg,
+        "phase_ms": phases,
     }

@@ -122,7 +122,7 @@ Runtime = Annotated[Union[OrtRuntimeConfig, TvmRuntimeConfig, SimulatorRuntimeCo
 class MeasurementConfig(_Strict):
     """How measurements are taken on a device (defaults suit small models on a CPU)."""
 
-    warmup_ms: float = Field(100.0, ge=0)
+    warmup_ms: float = Field(50.0, ge=0)
     repeat: int = Field(10, ge=3)
     min_repeat_ms: float = Field(20.0, gt=0)
     cov_threshold: float = Field(0.10, gt=0)

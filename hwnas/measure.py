@@ -99,6 +99,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         "round_cov": [r["cov"] for r in results], "numbers": [r["number"] for r in results],
         "attempts": [r["attempts"] for r in results], "drift": any(r["drift"] for r in results),
         "reference_ms": [r["reference_ms"] for r in results],
+        "phase_ms": [r.get("phase_ms") for r in results],
     }
     facts = client.facts
     return Measurement(
