@@ -11,22 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+from hwnas.operators import conv_relu as conv_model
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def conv_model(path: Path, cin: int, cout: int, size: int, seed: int = 0) -> Path:
-    """Write a Conv3x3+Relu model with deterministic weights."""
-    rng = np.random.default_rng(seed)
-    w = numpy_helper.from_array(rng.standard_normal((cout, cin, 3, 3)).astype(np.float32) * 0.1, "w")
-    graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["y"], ["z"])],
-        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, size, size])],
-        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, cout, size, size])], [w])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
 
 
 def small_models(out_dir: Path, n: int) -> list[Path]:

@@ -55,3 +55,15 @@ def build(name: str, out_dir: Path, seed: int = 0) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
     return path
+
+
+def conv_relu(path: Path, cin: int, cout: int, size: int, seed: int = 0) -> Path:
+    """Write a Conv3x3 (padding 1) + Relu model on a 1×cin×size×size input (deterministic weights)."""
+    rng = np.random.default_rng(seed)
+    weight = numpy_helper.from_array(rng.standard_normal((cout, cin, 3, 3)).astype(np.float32) * 0.1, "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["y"], ["z"])],
+        "conv_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, size, size])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, cout, size, size])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
