@@ -114,6 +114,18 @@ class Agent:
             except (OSError, ValueError) as exc:
                 raise RequestFailed("runtime", f"cannot pin to CPUs {cpus}: {exc}") from None
 
+    def _runner_extras(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for runners of compiled artifacts: input specs, reference model path."""
+        extra: dict[str, Any] = {}
+        if "inputs" in req:
+            extra["inputs"] = req["inputs"]
+        if "reference" in req:
+            reference = self._model_path(req["reference"], "onnx")
+            if not reference.exists():
+                raise RequestFailed("missing_model", f"reference model {req['reference'][:12]} is not loaded")
+            extra["reference"] = str(reference)
+        return extra
+
     def measure(self, req: dict[str, Any]) -> dict[str, Any]:
         """Time a cached model with the measurement protocol in a fresh runtime session."""
         path, fmt = self._find_model(req["model"])
@@ -122,16 +134,24 @@ class Agent:
         self._pin(settings)
         module = _runner_module(backend)
         started = time.perf_counter_ns()
+        extra = self._runner_extras(req)
+        mismatch = getattr(module, "OutputMismatch", ())  # raised by runners that check outputs
         try:
-            run, session_facts = module.runner(str(path), settings)
+            run, session_facts = module.runner(str(path), settings, **extra)
         except RequestFailed:
             raise
+        except mismatch as exc:
+            raise RequestFailed("runtime", f"{backend} output check failed: {exc}") from None
         except Exception as exc:  # the runtime rejected the model: report, keep serving
             raise RequestFailed("bad_model", f"{backend} cannot load the model: {exc}") from None
         try:
             result = timing.measure(run, settings, self.reference)
         except Exception as exc:
             raise RequestFailed("runtime", f"{backend} failed while running the model: {exc}") from None
+        notes = session_facts.pop("warnings", [])
+        if notes:  # e.g. an output check that could not be made: the result is not silently valid
+            result["warnings"] = result["warnings"] + notes
+            result["valid"] = False
         result["phase_ms"]["session"] = (time.perf_counter_ns() - started) / 1e6 - sum(result["phase_ms"].values())
         return {**result, **session_facts, "backend": backend}
 
@@ -191,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(args.workdir).expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     os.environ["TMPDIR"] = str(workdir / "tmp")
+    os.environ["XDG_CACHE_HOME"] = str(workdir / "cache")  # onnxruntime keeps a cache there
     # Frames go on a private copy of the inherited stdout; fd 1 now points at stderr,
     # so anything a runtime prints cannot corrupt the protocol stream.
     out = os.fdopen(os.dup(1), "wb", buffering=0)

@@ -20,6 +20,8 @@ Requests (fields beyond ``id``/``op``; ``?`` marks optional ones):
     ping      -                                        {} (round-trip probe)
     load      sha256:str, format:str, data_b64?:str    {sha256, cached:bool, bytes:int}
     measure   model:str, backend?:str, settings?:obj   stats (see ``device_agents.timing``)
+              inputs?:list, reference?:str             (tvm: input specs [{name, shape, dtype}]; sha256
+                                                       of the loaded ONNX model outputs are checked against)
     profile   model:str, runs?:int, settings?:obj      {nodes: [{name, op_type, provider, dur_us}]}
     bye       -                                        {} then the agent exits
 
@@ -47,7 +49,8 @@ REQUESTS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "hello": {"protocol": (int, True)},
     "ping": {},
     "load": {"sha256": (str, True), "format": (str, True), "data_b64": (str, False)},
-    "measure": {"model": (str, True), "backend": (str, False), "settings": (dict, False)},
+    "measure": {"model": (str, True), "backend": (str, False), "settings": (dict, False),
+                "inputs": (list, False), "reference": (str, False)},
     "profile": {"model": (str, True), "runs": (int, False), "settings": (dict, False)},
     "bye": {},
 }

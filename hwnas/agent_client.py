@@ -33,9 +33,12 @@ class AgentClient:
     BadInput (the agent rejected the model itself).
     """
 
-    def __init__(self, transport: Transport, timeout_s: float = 300.0) -> None:
+    def __init__(self, transport: Transport, timeout_s: float = 300.0,
+                 hello_timeout_s: float = HELLO_TIMEOUT_S) -> None:
         self.transport = transport
         self.timeout_s = timeout_s
+        self.hello_timeout_s = hello_timeout_s
+        self.completed = 0  # requests answered successfully (a fleet worker's sign of progress)
         self.name = transport.device.name
         self._ids = itertools.count(1)
         self._process = None
@@ -46,7 +49,7 @@ class AgentClient:
         """Start the agent and shake hands; returns the device facts from ``hello``."""
         self._process = self.transport.start_agent()
         self._loaded.clear()
-        self.facts = self.request("hello", timeout=HELLO_TIMEOUT_S, protocol=protocol.PROTOCOL_VERSION)
+        self.facts = self.request("hello", timeout=self.hello_timeout_s, protocol=protocol.PROTOCOL_VERSION)
         return self.facts
 
     @property
@@ -71,6 +74,7 @@ class AgentClient:
                 break
             # a reply to an earlier, timed-out request: skip it
         if reply["ok"]:
+            self.completed += 1
             return reply["result"]
         error = reply["error"]
         if error["type"] == "bad_model":
@@ -106,6 +110,12 @@ class AgentClient:
     def profile(self, sha: str, settings: dict[str, Any], runs: int = 10) -> dict[str, Any]:
         """Per-node times of a loaded ONNX model."""
         return self.request("profile", model=sha, runs=runs, settings=settings)
+
+    def abort(self) -> None:
+        """Kill the agent process now, without ``bye`` (safe to call from another thread)."""
+        process = self._process
+        if process is not None:
+            process.kill()
 
     def close(self) -> None:
         """Say ``bye`` (best effort) and stop the agent process."""

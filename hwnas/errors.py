@@ -46,3 +46,7 @@ class AgentProtocolError(AgentError):
 
 class DeviceUnreachable(AgentError):
     """The device (or its agent process) cannot be reached or has died."""
+
+
+class HostKeyRejected(DeviceFailure):
+    """An SSH host key is unknown or has changed: refused until the user trusts it (never retried)."""

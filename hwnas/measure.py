@@ -125,31 +125,57 @@ def artifact(device: DeviceConfig, item: Item, workspace: Path) -> tuple[Path, s
     return item.path, "onnx"
 
 
+def artifact_fields(client: AgentClient, item: Item, fmt: str) -> dict[str, Any]:
+    """Extra ``measure`` fields an artifact needs: for a TVM library its input specs and the
+    ONNX model its outputs are checked against (loaded on the agent too)."""
+    if fmt == "tvm":
+        from hwnas import tvm_backend
+        return tvm_backend.measure_fields(client, item)
+    return {}
+
+
 def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items: Iterable[Item],
                   run_id: str, sessions: int | None = None, seed: int = 0,
-                  on_done: Callable[[Item, Measurement], None] | None = None) -> list[Measurement]:
-    """Measure items on a started agent, ``sessions`` interleaved sessions each; store each result."""
+                  on_done: Callable[[Item, Measurement], None] | None = None,
+                  per_node: bool = False) -> list[Measurement]:
+    """Measure items on a started agent, ``sessions`` interleaved sessions each; store each result.
+
+    With ``per_node``, ONNX models also get ONNX Runtime's per-node times stored with the result.
+
+    Items already stored under this run's request key are skipped (a resumed run); the
+    returned list holds only what this call measured."""
     sessions = sessions or device.measurement.sessions
     settings = device_settings(device)
     rng = random.Random(seed)
-    items = list(items)
+    # a run resumed after a fault skips what it already stored (same run_id, same request_key)
+    items = [item for item in items
+             if not store.count(request_key=request_key(device.name, device.backend, item, settings, run_id))]
     done: list[Measurement] = []
     for start in range(0, len(items), CHUNK):
         chunk = items[start:start + CHUNK]
         shas = {}
+        fields: dict[str, dict[str, Any]] = {}
+        formats: dict[str, str] = {}
         for item in chunk:
             path, fmt = artifact(device, item, store.path.parent)
             shas[item.signature] = client.load(path, fmt)
+            fields[item.signature] = artifact_fields(client, item, fmt)
+            formats[item.signature] = fmt
         results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in chunk}
         for _ in range(sessions):
             order = chunk[:]
             rng.shuffle(order)
             for item in order:
-                results[item.signature].append(client.measure(shas[item.signature], settings, device.backend))
+                sig = item.signature
+                results[sig].append(client.request("measure", model=shas[sig], backend=device.backend,
+                                                   settings=settings, **fields[sig]) if fields[sig]
+                                    else client.measure(shas[sig], settings, device.backend))
         for item in chunk:
             key = request_key(device.name, device.backend, item, settings, run_id)
             measurement = combine(device, client, item, results[item.signature], key)
-            measurement.id = store.add(measurement)
+            nodes = (client.profile(shas[item.signature], settings)["nodes"]
+                     if per_node and formats[item.signature] == "onnx" else None)
+            measurement.id = store.add(measurement, node_profile=nodes)
             done.append(measurement)
             if on_done:
                 on_done(item, measurement)

@@ -44,14 +44,22 @@ def run(args: argparse.Namespace) -> int:
         items.append(Item(path=path, sha256=sha, signature=f"op:{name}:{sha[:16]}", source=name))
     st = store(reg)
     progress = bar(len(items), f"measuring on {device.name}", quiet=args.json, unit="op")
-    outcome = fleet.run(reg, [device], lambda d, client: measure_items(
-        d, client, st, items, run_id(), on_done=lambda item, m: progress.update(1)))[0]
+    measured = {}
+
+    def done(item, m):
+        measured[item.signature] = m
+        progress.update(1)
+
+    rid = run_id()
+    outcome = fleet.run(reg, [device], lambda d, client: measure_items(d, client, st, items, rid, on_done=done),
+                        store=st)[0]
     progress.close()
     if outcome.error:
         raise outcome.error
     rows = [{"operator": item.source, "device": m.device, "latency_ms": m.latency_ms,
              "session_spread": m.session_spread, "cov": m.stats["cov"], "sessions": m.sessions,
-             "valid": m.valid, "measurement_id": m.id} for item, m in zip(items, outcome.value)]
+             "valid": m.valid, "measurement_id": m.id}
+            for item in items if (m := measured.get(item.signature))]
     if args.json:
         print_json({"device": device.name, "store": str(st.path), "results": rows})
         return 0

@@ -6,6 +6,7 @@ import logging
 import statistics
 from typing import Any
 
+from hwnas import fleet
 from hwnas.cli import add_common
 from hwnas.cli.common import devices as pick_devices, registry, store
 from hwnas.errors import HwnasError
@@ -75,7 +76,14 @@ def check_one(reg, device, pings: int) -> dict[str, Any]:
             reasons = fitness(facts)
             if runtime_version is None and device.backend != "simulator":
                 reasons.append(f"{device.backend} is not installed on the device")
+            # --- TVM devices: can the device run this entry's libraries? (hwnas.tvm_backend) ---
+            if device.backend == "tvm":
+                from hwnas.tvm_backend import device_report
+                report["tvm"] = device_report(device, facts)
+                reasons.extend(report["tvm"]["reasons"])
+            # --- end TVM ---
             report.update(reachable=True, agent=facts.get("agent"), facts=facts,
+                          agent_dir=getattr(client.transport, "agent_dir", None),
                           runtime_version=runtime_version, rtt_ms=statistics.median(rtts),
                           fit=not reasons, reasons=reasons)
     except HwnasError as exc:
@@ -84,9 +92,15 @@ def check_one(reg, device, pings: int) -> dict[str, Any]:
 
 
 def check_devices(args: argparse.Namespace) -> int:
-    """Check devices and print their facts; exit 1 if any was unreachable, 2 on bad input."""
+    """Check devices concurrently and print their facts; exit 1 if any was unreachable, 2 on bad input."""
     reg = registry(args)
-    reports = [check_one(reg, d, args.pings) for d in pick_devices(reg, args.names)]
+    reports = fleet.each(pick_devices(reg, args.names), lambda d: check_one(reg, d, args.pings))
+    st = store(reg)
+    for r in reports:
+        if r["reachable"]:
+            st.record_health(r["device"], True)  # a device that checks out is healthy again
+        log.info("%s: %s", r["device"], f"reachable, rtt {r['rtt_ms']:.2f} ms, fit: {r['fit']}"
+                 if r["reachable"] else r.get("error", "unreachable"))
     if args.json:
         print_json(reports)
     else:

@@ -44,16 +44,23 @@ def run(args: argparse.Namespace) -> int:
     bars = {d.name: bar(len(items), d.name, quiet=args.json, unit="model", position=i)
             for i, d in enumerate(devices)}
 
-    def work(device, client):
-        return measure_items(device, client, st, items, rid, sessions=args.sessions,
-                             on_done=lambda item, m: bars[device.name].update(1))
+    measured: dict[str, dict[str, Any]] = {d.name: {} for d in devices}  # device -> signature -> Measurement
 
-    outcomes = fleet.run(reg, devices, work)
-    for progress in bars.values():
-        progress.close()
-    rows: list[dict[str, Any]] = []
-    for outcome in outcomes:
-        rows.extend(result_row(item, m) for item, m in zip(items, outcome.value or []))
+    def done(device_name: str, item, m) -> None:
+        measured[device_name][item.signature] = m
+        bars[device_name].update(1)
+
+    def work(device, client):  # called again after a fault: measure_items resumes where the run left off
+        measure_items(device, client, st, items, rid, sessions=args.sessions,
+                      on_done=lambda item, m: done(device.name, item, m))
+
+    try:
+        outcomes = fleet.run(reg, devices, work, store=st)
+    finally:
+        for progress in bars.values():
+            progress.close()
+    rows: list[dict[str, Any]] = [result_row(item, measured[d.name][item.signature])
+                                  for d in devices for item in items if item.signature in measured[d.name]]
     worst = max((o.error.exit_code for o in outcomes if o.error), default=0)
     if args.json:
         print_json(rows)

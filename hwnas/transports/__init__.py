@@ -12,6 +12,7 @@ from hwnas.transports.base import AgentProcess, Transport
 _IMPLEMENTATIONS = {
     "local": "hwnas.transports.local:LocalTransport",
     "ssh": "hwnas.transports.ssh:SshTransport",
+    "tvm_rpc": "hwnas.transports.tvm_rpc:TvmRpcTransport",
 }
 
 

@@ -93,6 +93,11 @@ class Transport(ABC):
         self.device = device
         self.workspace = Path(workspace)
 
+    def connect(self) -> None:
+        """Open (or re-open after a loss) the connection to the device; a no-op where there is none.
+
+        Raises DeviceUnreachable when the device cannot be reached (worth retrying later)."""
+
     @abstractmethod
     def start_agent(self) -> AgentProcess:
         """Start (deploying first if needed) an agent process and return its channel."""

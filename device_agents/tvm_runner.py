@@ -1,0 +1,162 @@
+"""Apache TVM on the device: load a compiled library, check it against ONNX Runtime, time it.
+
+The host compiles the model for this device's target and ships a shared library
+(``<sha256>.so``). Before the TVM runtime opens it, ``elf_machine`` reads the
+ELF header so a library built for another CPU (AArch64 on x86-64, say) is
+refused with a message naming both architectures instead of a loader crash.
+
+``runner(path, settings, inputs, reference)`` returns a zero-argument callable
+that runs the Relax VM's ``main`` once, for ``device_agents.timing.measure``.
+``inputs`` describes the graph inputs (name, shape, dtype) because a library
+does not; they are filled with the same seeded values ONNX Runtime would get.
+When ``reference`` (the ONNX model the library was compiled from) is given and
+onnxruntime is installed here, both run on the same inputs first and a mismatch
+raises ``OutputMismatch``; without onnxruntime the check is skipped and says so
+in the facts' ``warnings``.
+"""
+from __future__ import annotations
+
+import platform
+from typing import Any, Callable
+
+import numpy as np
+
+# ELF e_machine codes -> canonical architecture names (as in platform.machine()).
+_ELF_MACHINES = {3: "x86", 40: "arm", 62: "x86_64", 183: "aarch64", 243: "riscv"}
+_HOST_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "i386": "x86", "i686": "x86", "arm64": "aarch64",
+                 "aarch64": "aarch64", "riscv64": "riscv"}
+RTOL = 1e-3  # max |tvm - ort| relative to max |ort| per output
+
+
+class OutputMismatch(RuntimeError):
+    """TVM's outputs differ from ONNX Runtime's on the same inputs."""
+
+
+def version() -> str | None:
+    """The TVM runtime version, or None if TVM is not installed."""
+    try:
+        import tvm
+    except ImportError:
+        return None
+    return str(tvm.__version__)
+
+
+def canonical_arch(name: str) -> str:
+    """A CPU architecture name (``platform.machine()`` or an mtriple's first part) in canonical form."""
+    name = name.lower()
+    if name.startswith("arm") and name not in _HOST_ALIASES:
+        return "arm"
+    return _HOST_ALIASES.get(name, name)
+
+
+def host_arch() -> str:
+    """This machine's CPU architecture, canonical (x86_64, aarch64, arm, x86, riscv)."""
+    return canonical_arch(platform.machine())
+
+
+def elf_machine(path: str) -> str:
+    """Architecture an ELF file is built for, from its header's ``e_machine``; ValueError if not ELF."""
+    with open(path, "rb") as handle:
+        header = handle.read(20)
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        raise ValueError("the file is not an ELF shared library")
+    order = "little" if header[5] == 1 else "big"
+    code = int.from_bytes(header[18:20], order)
+    return _ELF_MACHINES.get(code, f"e_machine {code}")
+
+
+def check_machine(path: str) -> None:
+    """Refuse a library built for another CPU before the dynamic loader sees it."""
+    built_for = elf_machine(path)
+    here = host_arch()
+    if built_for != here:
+        raise ValueError(f"the library is built for {built_for} but this device is {here}; "
+                         "compile for this device's target")
+
+
+def make_inputs(inputs: list[dict[str, Any]], seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded inputs from (name, shape, dtype) specs; the same values ort_runner.make_inputs draws."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for spec in inputs:
+        dtype = np.dtype(spec["dtype"])
+        shape = [int(d) for d in spec["shape"]]
+        if np.issubdtype(dtype, np.floating):
+            feeds[spec["name"]] = rng.standard_normal(shape).astype(dtype)
+        else:
+            feeds[spec["name"]] = rng.integers(0, 2, size=shape).astype(dtype)
+    return feeds
+
+
+def flatten(value: Any) -> list[np.ndarray]:
+    """A VM result (tensor or nested tuple of tensors) as a flat list of numpy arrays."""
+    if hasattr(value, "numpy"):
+        return [value.numpy()]
+    out: list[np.ndarray] = []
+    for part in value:
+        out.extend(flatten(part))
+    return out
+
+
+def compare(got: list[np.ndarray], want: list[np.ndarray]) -> float:
+    """Largest per-output error relative to the reference's magnitude; OutputMismatch beyond RTOL."""
+    if len(got) != len(want):
+        raise OutputMismatch(f"TVM returned {len(got)} outputs, onnxruntime {len(want)}")
+    worst = 0.0
+    for i, (a, b) in enumerate(zip(got, want)):
+        if a.shape != b.shape:
+            raise OutputMismatch(f"output {i}: TVM shape {a.shape}, onnxruntime shape {b.shape}")
+        if a.size == 0:
+            continue
+        scale = max(float(np.max(np.abs(b.astype(np.float64)))), 1e-6)
+        err = float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)))) / scale
+        if not np.isfinite(err) or err > RTOL:
+            raise OutputMismatch(f"output {i} differs from onnxruntime by {err:.2e} of its magnitude "
+                                 f"(tolerance {RTOL:g})")
+        worst = max(worst, err)
+    return worst
+
+
+def _set_threads(threads: int) -> None:
+    import tvm
+
+    config = tvm.get_global_func("runtime.config_threadpool", allow_missing=True)
+    if config is not None:
+        config(1, threads)  # 1 = big cores first, ``threads`` workers
+
+
+def runner(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | None = None,
+           reference: str | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """A callable running the library's ``main`` once, and facts (output check included)."""
+    if not inputs:
+        raise ValueError("a TVM library needs its input specs (name, shape, dtype)")
+    check_machine(path)
+    import tvm
+    from tvm import relax
+
+    _set_threads(int(settings.get("threads", 1)))
+    device = tvm.cpu(0)
+    vm = relax.VirtualMachine(tvm.runtime.load_module(path), device)
+    feeds = make_inputs(inputs, int(settings.get("seed", 0)))
+    args = [tvm.runtime.tensor(feeds[spec["name"]], device) for spec in inputs]
+    main = vm["main"]
+    facts: dict[str, Any] = {"providers": [f"tvm:{device}"], "warnings": []}
+    if reference is None:
+        facts["output_check"] = "not requested"
+        facts["warnings"].append("outputs were not checked against onnxruntime")
+    else:
+        from device_agents import ort_runner
+
+        if ort_runner.version() is None:
+            facts["output_check"] = "skipped: onnxruntime is not installed on this device"
+            facts["warnings"].append("outputs not checked: onnxruntime is not installed on the device")
+        else:
+            session = ort_runner.open_session(reference, {"threads": 1})
+            want = session.run(None, feeds)
+            err = compare(flatten(main(*args)), [np.asarray(w) for w in want])
+            facts["output_check"] = {"against": "onnxruntime", "max_rel_err": err, "rtol": RTOL}
+
+    def run() -> Any:
+        return main(*args)
+
+    return run, facts

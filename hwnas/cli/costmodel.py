@@ -1,0 +1,266 @@
+"""``hwnas costmodel``: learned latency predictors (sub-commands: ``transfer``, ``fit``, ``evaluate``, ``refine``).
+
+Each sub-command is added by its own ``register_<name>(costmodel_subparsers)``
+function, so ``fit``/``evaluate``/``refine`` slot in next to ``transfer``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from hwnas.cli import add_common
+from hwnas.errors import BadInput
+from hwnas.output import print_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``costmodel`` command group and its sub-commands."""
+    p = sub.add_parser("costmodel", help="fit, evaluate and transfer latency cost models")
+    commands = p.add_subparsers(dest="costmodel_command", metavar="SUBCOMMAND")
+    commands.required = True
+    register_transfer(commands)
+    register_fit(commands)
+    register_evaluate(commands)
+    register_refine(commands)
+
+
+def register_transfer(commands: argparse._SubParsersAction) -> None:
+    """Add ``costmodel transfer``: few-shot latency prediction for a new device."""
+    p = commands.add_parser(
+        "transfer", help="predict a new device's latency from a few measurements plus other devices' data",
+        description="Fit a few-shot transfer model (source devices in PRIOR as prior, the new device's "
+                    "measurements in TARGET) and write its predictions for the archs in ARCHS to OUT.")
+    p.add_argument("--space", required=True, choices=["nasbench201"], help="search space of the architectures")
+    p.add_argument("--prior", required=True, metavar="PRIOR.csv",
+                   help="columns arch[,nb201_index] + one latency column (ms) per source device")
+    p.add_argument("--target", required=True, metavar="TARGET.csv",
+                   help="columns arch,latency_ms: the new device's few measurements")
+    p.add_argument("--predict", required=True, metavar="ARCHS.csv", help="column arch: architectures to predict")
+    p.add_argument("--out", required=True, metavar="OUT.csv", help="written atomically with arch,latency_ms")
+    add_common(p, json_flag=True)
+    p.set_defaults(func=run_transfer)
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    """Run the transfer; bad or unreadable input files become BadInput (exit 2)."""
+    # imported here so that other commands do not pay for numpy/scikit-learn start-up
+    from cost_models.transfer import TransferInputError, transfer_csv
+
+    try:
+        info = transfer_csv(args.prior, args.target, args.predict, args.out)
+    except TransferInputError as exc:
+        raise BadInput(str(exc)) from None
+    except OSError as exc:
+        name = exc.filename if exc.filename is not None else "input"
+        raise BadInput(f"cannot use {name}: {exc.strerror or exc}.") from None
+    if args.json:
+        print_json({"space": args.space, **info})
+    else:
+        print(f"predicted {info['n_predicted']} architecture(s) from k={info['k']} measurement(s) and "
+              f"{len(info['sources'])} source device(s) -> {info['out']}", file=sys.stderr)
+    return 0
+
+
+# -- fit / evaluate / refine: whole-network models of a search space, from the store --------------------------------
+
+def _device_args(p: argparse.ArgumentParser, space_help: str) -> None:
+    p.add_argument("--device", required=True, metavar="NAME", help="device whose measurements to use")
+    p.add_argument("--space", default=None, help=space_help)
+    add_common(p, json_flag=True)
+
+
+def register_fit(commands: argparse._SubParsersAction) -> None:
+    """Add ``costmodel fit``: fit and save a device's whole-network model per search space."""
+    p = commands.add_parser(
+        "fit", help="fit a whole-network latency model from the stored block LUT and measured networks",
+        description="Fit LUT-sum + learned residual per space and save it (JSON + manifest) under "
+                    "<workspace>/cost_models/.")
+    _device_args(p, "search space (default: every space the device has measured networks of)")
+    p.set_defaults(func=run_fit)
+
+
+def register_evaluate(commands: argparse._SubParsersAction) -> None:
+    """Add ``costmodel evaluate``: cross-validated accuracy next to the plain and calibrated LUT sum."""
+    p = commands.add_parser(
+        "evaluate", help="±5%%/±10%% accuracy, RMSPE, Kendall τ, Spearman ρ on held-out measured networks",
+        description="K-fold cross-validation on the stored networks: every network is predicted by a model "
+                    "fitted without it; the plain and the calibrated LUT sum are scored alongside.")
+    _device_args(p, "search space (default: every space the device has measured networks of)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    p.set_defaults(func=run_evaluate)
+
+
+def register_refine(commands: argparse._SubParsersAction) -> None:
+    """Add ``costmodel refine``: measure where the model is least certain, then refit (hardware in the loop)."""
+    p = commands.add_parser(
+        "refine", help="measure the N architectures the model is least certain about, then refit",
+        description="Fit on the stored networks, sample a candidate pool, measure on the device the --budget "
+                    "candidates with the largest relative uncertainty (stored like `hwnas profile --what "
+                    "networks`), refit and save.")
+    _device_args(p, "search space (default: the one space the device has a saved model of)")
+    p.add_argument("--budget", type=int, required=True, metavar="N", help="networks to measure")
+    p.add_argument("--pool", type=int, default=5000, help="candidate architectures sampled (default: 5000)")
+    p.add_argument("--resolution", type=int, action="append", metavar="R",
+                   help="input resolution of candidates (repeatable; mbv3 default 224)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the candidate pool (default: 0)")
+    p.add_argument("--sessions", type=int, default=None,
+                   help="fresh runtime sessions per network (default: the device's measurement.sessions)")
+    p.set_defaults(func=run_refine)
+
+
+def _context(args: argparse.Namespace):
+    from hwnas.cli.common import registry, store
+
+    reg = registry(args)
+    return reg, reg.device(args.device), store(reg)
+
+
+def _spaces(args: argparse.Namespace, st, device) -> list[str]:
+    """The spaces a fit/evaluate works on: --space, or every space with stored networks."""
+    from hwnas import spaces
+
+    if args.space:
+        spaces.get(args.space)
+        return [args.space]
+    found = sorted({m.space for m in st.select(device.name, device.backend, item="network") if m.space}
+                   & set(spaces.names()))
+    if not found:
+        raise BadInput(f"device {device.name!r} has no measured networks of any space; run `hwnas profile "
+                       f"--device {device.name} --space nasbench201 --what blocks` and then `... --what networks "
+                       f"--num 100` first")
+    return found
+
+
+def _fit_and_save(reg, device, st, space_name: str, seed: int = 0) -> dict:
+    from hwnas import costmodel_api as api, spaces
+    from cost_models.metrics import summary
+
+    space = spaces.get(space_name)
+    features, table, nets = api.training_set(st, device.name, device.backend, space)
+    cm = api.fit(space, features, nets.archs, nets.latency_ms, seed=seed)
+    path = api.save(cm, api.model_path(reg.workspace, device.name, device.backend, space.name), table,
+                    nets.archs, nets.latency_ms, device=device.name, backend=device.backend, kind=device.kind,
+                    runtime_version=table.meta.get("runtime_version"))
+    fitted = summary(nets.latency_ms, cm.predict(nets.archs))
+    return {"device": device.name, "backend": device.backend, "space": space.name, "path": str(path),
+            "n_train": len(nets.archs), "skipped_not_in_lut": nets.skipped, "alpha": cm.model.alpha_,
+            "calibration": {"a": float(cm.model.calibration_[0]), "b_ms": float(cm.model.calibration_[1])},
+            "training_sha256": cm.manifest["training_sha256"], "fit_within_10": fitted["within_10"],
+            "fit_rmspe": fitted["rmspe"]}
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Fit and save one model per space; BadInput names the profile command when data is missing."""
+    reg, device, st = _context(args)
+    results = [_fit_and_save(reg, device, st, name) for name in _spaces(args, st, device)]
+    if args.json:
+        print_json(results)
+    else:
+        for r in results:
+            print(f"{r['space']}: fitted on {r['n_train']} measured networks (in-sample ±10% "
+                  f"{r['fit_within_10']:.0%}, RMSPE {r['fit_rmspe']:.1%}) -> {r['path']}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Cross-validated metrics of the LUT sum, the calibrated LUT and the cost model, per space."""
+    import numpy as np
+
+    from cost_models.metrics import summary
+    from cost_models.network_model import cross_val_predict
+    from hwnas import costmodel_api as api, spaces
+    from hwnas.output import print_table
+
+    if args.folds < 2:
+        raise BadInput(f"--folds must be at least 2, got {args.folds}")
+    reg, device, st = _context(args)
+    results = []
+    for name in _spaces(args, st, device):
+        space = spaces.get(name)
+        features, _, nets = api.training_set(st, device.name, device.backend, space)
+        X = features.transform(space.encode(nets.archs))
+        calibrated, model = cross_val_predict(X, nets.latency_ms, folds=args.folds)
+        y = nets.latency_ms
+        results.append({"device": device.name, "backend": device.backend, "space": name, "networks": len(y),
+                        "folds": min(args.folds, len(y)),
+                        "noise_floor_median_session_spread": float(np.median(nets.spread)),
+                        "lut_sum": summary(y, X[:, 0]), "calibrated_lut": summary(y, calibrated),
+                        "cost_model": summary(y, model)})
+    if args.json:
+        print_json(results)
+        return 0
+    for r in results:
+        print(f"{r['space']} on {r['device']}: {r['networks']} measured networks, {r['folds']}-fold cross-validation; "
+              f"noise floor (median session spread) {r['noise_floor_median_session_spread']:.1%}")
+        print_table(["predictor", "±5%", "±10%", "RMSPE", "Kendall τ", "Spearman ρ"],
+                    [[label, f"{m['within_5']:.1%}", f"{m['within_10']:.1%}", f"{m['rmspe']:.1%}",
+                      m["kendall_tau"], m["spearman_rho"]]
+                     for label, m in (("LUT sum", r["lut_sum"]), ("calibrated LUT", r["calibrated_lut"]),
+                                      ("cost model", r["cost_model"]))])
+    return 0
+
+
+def _refine_space(args: argparse.Namespace, reg, device) -> str:
+    from hwnas import costmodel_api as api, spaces
+
+    if args.space:
+        spaces.get(args.space)
+        return args.space
+    saved = [n for n in spaces.names() if api.model_path(reg.workspace, device.name, device.backend, n).is_file()]
+    if len(saved) != 1:
+        raise BadInput(f"give --space: device {device.name!r} has {len(saved)} saved cost models "
+                       f"({', '.join(saved) or 'none'})")
+    return saved[0]
+
+
+def run_refine(args: argparse.Namespace) -> int:
+    """Fit, measure the least certain candidates on the device, refit and save."""
+    import numpy as np
+
+    from cost_models.metrics import summary
+    from hwnas import costmodel_api as api, spaces, sweep
+    from hwnas.cli.common import run_id
+
+    if args.budget < 1 or args.pool < args.budget:
+        raise BadInput(f"--budget must be at least 1 and at most --pool ({args.pool}), got {args.budget}")
+    reg, device, st = _context(args)
+    space = spaces.get(_refine_space(args, reg, device))
+    bad = [r for r in args.resolution or [] if r not in space.resolutions]
+    if bad:
+        raise BadInput(f"--resolution {bad[0]} is not a resolution of space {space.name}")
+    features, _, nets = api.training_set(st, device.name, device.backend, space)
+    cm = api.fit(space, features, nets.archs, nets.latency_ms, seed=args.seed)
+    measured = set(nets.archs)
+    pool = [a for a in sweep.sample_archs(space, args.pool, args.seed, args.resolution) if a not in measured]
+    pool = [a for a, ok in zip(pool, features.covered(space.encode(pool))) if ok] if pool else []
+    chosen = api.least_certain(cm, pool, args.budget)
+    if not chosen:
+        raise BadInput(f"no unmeasured {space.name} candidates the LUT covers in a pool of {args.pool}; "
+                       "raise --pool or profile the blocks of other resolutions")
+    needs = sweep.network_needs(space, [a for a, _, _ in chosen], reg.workspace)
+    reports = sweep.run(reg, [device], st, needs, run_id(), "networks", space.name, sessions=args.sessions,
+                        quiet=args.json, seed=args.seed)
+    code = max((r.exit_code for r in reports), default=0)
+    rows = []
+    for arch, pred, std in chosen:
+        m = st.latest(device.name, device.backend, sweep.network_signature(space.name, arch))
+        rows.append({"arch": arch, "predicted_ms": pred, "std_ms": std,
+                     "measured_ms": m.latency_ms if m else None})
+    done = [r for r in rows if r["measured_ms"]]
+    before = (summary([r["measured_ms"] for r in done], [r["predicted_ms"] for r in done]) if done else None)
+    result = {"device": device.name, "space": space.name, "budget": args.budget, "pool": len(pool),
+              "measured": len(done), "error": next((r.error for r in reports if r.error), None),
+              "chosen": rows, "prediction_before_refit": before}
+    if done:
+        result["refit"] = _fit_and_save(reg, device, st, space.name, seed=args.seed)
+    if args.json:
+        print_json(result)
+    else:
+        spread = np.median([r["std_ms"] / r["predicted_ms"] for r in rows])
+        print(f"{space.name}: measured {len(done)} of the {args.budget} least certain of {len(pool)} candidates "
+              f"(median relative std {spread:.1%})")
+        if before:
+            print(f"  model before refit on them: ±10% {before['within_10']:.0%}, RMSPE {before['rmspe']:.1%}")
+        if done:
+            print(f"  refitted on {result['refit']['n_train']} networks -> {result['refit']['path']}")
+    return code
