@@ -5,7 +5,8 @@ is the feature matrix of :class:`cost_models.features.FeatureMap` — column 0 i
 the block LUT sum — and its target the measured network latency (ms):
 
 1. the LUT sum is calibrated to the measurements, ``base = a * lut_sum + b``
-   (least squares, :func:`lut.table.fit_overhead`);
+   (least squares, :func:`lut.table.fit_overhead`; a proportional fit, ``b = 0``,
+   when the affine one finds a negative fixed cost);
 2. the residual ``log(measured / base)`` is regressed on the standardised
    features with ridge regression (penalty chosen by leave-one-out CV), so
    ``prediction = base * exp(z @ coef + intercept)``;
@@ -57,11 +58,8 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
         names = list(self.feature_names) if self.feature_names is not None else [f"x{i}" for i in range(X.shape[1])]
         if len(names) != X.shape[1]:
             raise ValueError(f"X has {X.shape[1]} columns but feature_names lists {len(names)}")
-        overhead = fit_overhead(X[:, 0], y, "affine")
-        base = self._base(X[:, 0], overhead.a, overhead.b)
-        if (base <= _MIN_BASE_MS).any():  # a wild affine fit on odd data: fall back to an offset
-            overhead = fit_overhead(X[:, 0], y, "offset")
-            base = self._base(X[:, 0], overhead.a, overhead.b)
+        a, b = self._calibrate(X[:, 0], y)
+        base = self._base(X[:, 0], a, b)
         target = np.log(y / base)
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale < 1e-12] = 1.0
@@ -71,18 +69,27 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
         boot_coef, boot_intercept = [], []
         for _ in range(self.n_bootstrap):
             sample = rng.integers(0, len(y), len(y))
-            b = Ridge(alpha=float(ridge.alpha_)).fit(Z[sample], target[sample])
-            boot_coef.append(b.coef_)
-            boot_intercept.append(b.intercept_)
+            member = Ridge(alpha=float(ridge.alpha_)).fit(Z[sample], target[sample])
+            boot_coef.append(member.coef_)
+            boot_intercept.append(member.intercept_)
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(names, dtype=object)
-        self.calibration_ = np.array([overhead.a, overhead.b])
+        self.calibration_ = np.array([a, b])
         self.mean_, self.scale_ = mean, scale
         self.coef_, self.intercept_ = np.asarray(ridge.coef_, dtype=float), float(ridge.intercept_)
         self.alpha_ = float(ridge.alpha_)
         self.boot_coef_ = np.asarray(boot_coef, dtype=float).reshape(self.n_bootstrap, X.shape[1])
         self.boot_intercept_ = np.asarray(boot_intercept, dtype=float)
         return self
+
+    @staticmethod
+    def _calibrate(lut_sum: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """``(a, b)`` of the least-squares affine fit, or of a proportional fit (b = 0) when the affine one
+        has a negative fixed cost ``b`` (meaningless, and small networks would get a non-positive base)."""
+        overhead = fit_overhead(lut_sum, y, "affine")
+        if overhead.b >= 0 and overhead.a > 0:
+            return overhead.a, overhead.b
+        return float(lut_sum @ y / (lut_sum @ lut_sum)), 0.0
 
     @staticmethod
     def _check_xy(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,20 @@ class OutputMismatch(RuntimeError):
 
 
 def version() -> str | None:
-    """The TVM runtime version, or None if TVM is not installed."""
+    """The TVM runtime version, or None if TVM is not installed.
+
+    Read from the package metadata when there is one, because importing TVM takes
+    seconds and ``hello`` runs at every agent start; a source build is imported."""
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec("tvm") is None:
+        return None
+    for dist in ("apache-tvm", "tvm"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     try:
         import tvm
     except ImportError:

@@ -38,7 +38,7 @@ class AgentClient:
         self.transport = transport
         self.timeout_s = timeout_s
         self.hello_timeout_s = hello_timeout_s
-        self.completed = 0  # requests answered successfully (a fleet worker's sign of progress)
+        self.measured = 0  # measure requests answered successfully (a fleet worker's sign of progress)
         self.name = transport.device.name
         self._ids = itertools.count(1)
         self._process = None
@@ -74,7 +74,7 @@ class AgentClient:
                 break
             # a reply to an earlier, timed-out request: skip it
         if reply["ok"]:
-            self.completed += 1
+            self.measured += op == "measure"
             return reply["result"]
         error = reply["error"]
         if error["type"] == "bad_model":

@@ -35,6 +35,7 @@ from lut import nasbench201 as nb201_codec
 from lut.table import BASELINE, LatencyTable
 
 MIN_NETWORKS = 8
+CHUNK = 32_768
 
 
 def model_path(workspace: Path, device: str, backend: str, space: str) -> Path:
@@ -95,8 +96,16 @@ class CostModel:
 
     def predict(self, archs: Sequence[str] | np.ndarray,
                 return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """Predicted latency (ms) per architecture; with ``return_std`` also its uncertainty (ms)."""
-        return self.model.predict(self.feature_matrix(archs), return_std=return_std)
+        """Predicted latency (ms) per architecture; with ``return_std`` also its uncertainty (ms).
+
+        Large batches are processed in chunks of :data:`CHUNK` rows (bounded memory, cache-friendly).
+        """
+        codes = self.encode(archs)
+        parts = [self.model.predict(self.feature_matrix(codes[s:s + CHUNK]), return_std=return_std)
+                 for s in range(0, max(codes.shape[0], 1), CHUNK)]
+        if not return_std:
+            return np.concatenate(parts)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def lut_sum(self, archs: Sequence[str] | np.ndarray) -> np.ndarray:
         """The plain (uncalibrated) block LUT sum (ms) per architecture."""
@@ -168,9 +177,10 @@ def load(path: str | Path, space_name: str, device: str | None = None, backend: 
     space = spaces.get(space_name)
     try:
         model, table, manifest = persistence.load(path)
-        expect = {"space": space.name, "layout_sha256": layout_sha256(space.layout())}
+        layout = space.layout()
+        expect = {"space": space.name, "layout_sha256": layout_sha256(layout)}
         expect.update({k: v for k, v in (("device", device), ("backend", backend)) if v is not None})
-        features = FeatureMap(space.layout(), table)
+        features = FeatureMap(layout, table)
         persistence.check_manifest(path, manifest, model, features.schema, expect)
     except persistence.ModelFileError as exc:
         raise BadInput(str(exc)) from None
@@ -196,7 +206,7 @@ def load_cost_model(device: str = "local", space: str = "nasbench201", config: s
 
 
 def least_certain(cm: CostModel, candidates: Sequence[str], n: int) -> list[tuple[str, float, float]]:
-    """The ``n`` candidates with the largest relative uncertainty: (arch, predicted ms, std ms), most uncertain first."""
+    """The ``n`` candidates of largest relative uncertainty, most uncertain first: (arch, predicted ms, std ms)."""
     if not candidates or n < 1:
         return []
     pred, std = cm.predict(list(candidates), return_std=True)

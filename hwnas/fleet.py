@@ -111,7 +111,7 @@ class Worker:
                     self._discard(client)
                     if self.stop.is_set():
                         break
-                    if client is not None and client.completed > 1:  # progress since the last fault
+                    if client is not None and client.measured > 0:  # a measurement since the last fault
                         failures = 0
                         self.store.record_health(name, True)
                     failures += 1

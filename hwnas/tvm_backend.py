@@ -39,6 +39,7 @@ log = logging.getLogger("hwnas")
 CACHE_DIR = "tvm_cache"
 TUNING_DIR = "tvm_tuning"
 _TUNED_MARK = "hwnas_tuned.json"
+SMALL_BUDGET = 64  # trials per MetaSchedule search round
 _LOCK = threading.Lock()  # TVM compiles and tunes one model at a time per process
 
 
@@ -176,8 +177,12 @@ def tune(device: DeviceConfig, mod: Any, target: Any, directory: Path) -> None:
     runner = _runner(device, target)
     directory.mkdir(parents=True, exist_ok=True)
     log.info("hwnas: tuning for %s with %d MetaSchedule trials (records in %s)", device.name, trials, directory)
+    # Below one evolutionary round (64 candidates) the cost model has nothing to learn from, and the
+    # evolutionary search's fixed cost dominates: replay sampled schedules instead.
+    strategy = "evolutionary" if trials >= SMALL_BUDGET else "replay-trace"
     ms.relax_integration.tune_relax(mod, {}, target, str(directory), max_trials_global=trials,
-                                    num_trials_per_iter=min(64, trials), runner=runner, seed=0)
+                                    num_trials_per_iter=min(SMALL_BUDGET, trials), runner=runner,
+                                    strategy=strategy, seed=0)
     (directory / _TUNED_MARK).write_text(json.dumps({"trials": trials}))
 
 

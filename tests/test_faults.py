@@ -118,10 +118,13 @@ def test_namespace_link_down_for_five_seconds(tmp_path, netns_ok, models):
     workdir = tmp_path / "remote"
     with harness.namespace("ld") as ns, \
             harness.sshd(tmp_path / "sshd", host=ns.ns_ip, port=22, netns=ns.name) as server:
-        cfg = write_config(tmp_path, harness.ssh_device_yaml("dev", server, workdir, FAST))
+        # slower rounds than FAST, so the rest of the run (~70 models x ~150 ms) outlasts the outage
+        slow = FAST.replace("min_repeat_ms: 1", "min_repeat_ms: 50")
+        cfg = write_config(tmp_path, harness.ssh_device_yaml("dev", server, workdir, slow))
         proc = start_measure(cfg, ["dev"], models)
         wait_for(lambda: stored(tmp_path, "dev") >= 30, 120, proc)
         ns.link(up=False)
+        assert stored(tmp_path, "dev") < N and proc.poll() is None  # work is in flight when the link drops
         time.sleep(5.0)
         ns.link(up=True)
         code, rows, err = finish(proc)

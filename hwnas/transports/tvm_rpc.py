@@ -14,7 +14,9 @@ kernel drift probe cannot run over TVM RPC; results say so in ``drift_probe``.
 """
 from __future__ import annotations
 
+import gc
 import queue
+import socket
 import threading
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from hwnas.errors import DeviceUnreachable
 from hwnas.transports.base import AgentProcess, Transport
 
 _CLOSED = object()
+CONNECT_TIMEOUT_S = 10.0
 
 
 class _LineQueue:
@@ -176,6 +179,10 @@ class TvmRpcTransport(Transport):
         cfg = self.device.transport
         where = f"{cfg.tracker_host}:{cfg.tracker_port} key {cfg.key}"
         timeout = self.device.measurement.timeout_s
+        try:  # fail fast when nothing listens (TVM's own client retries for a minute)
+            socket.create_connection((cfg.tracker_host, cfg.tracker_port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as exc:
+            raise DeviceUnreachable(f"{self.device.name}: TVM RPC tracker {where}: {exc}") from None
         box: dict[str, Any] = {}
 
         def request() -> None:
@@ -211,7 +218,9 @@ class TvmRpcTransport(Transport):
                     if not running:
                         return
             finally:
-                endpoint.remote = None  # drop the RPC session: the server goes back to the pool
+                endpoint.modules.clear()  # drop every handle on the RPC session so that its
+                endpoint.remote = None    # connection closes and the server returns to the pool
+                gc.collect()
                 replies.close()
 
         threading.Thread(target=serve, daemon=True, name=f"{self.device.name}-rpc-endpoint").start()
