@@ -61,3 +61,30 @@ def write(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path
+
+
+def throughput(fn, arg, repeats: int = 5) -> float:
+    """Median items per second of ``fn(arg)`` over ``repeats`` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - start)
+    return len(arg) / float(np.median(times))
+
+
+def pin_one_core() -> None:
+    """Run the calling process on a single CPU (one-core throughput figures)."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+
+
+def work_split(stored) -> tuple[float, dict[str, float], float]:
+    """From stored measurements: seconds of timed rounds, on-device seconds per phase, their sum."""
+    timed = sum(n * sum(rounds) for m in stored for n, rounds in zip(m.stats["numbers"], m.raw)) / 1e3
+    phases: dict[str, float] = {}
+    for m in stored:
+        for p in m.stats["phase_ms"]:
+            for key, value in p.items():
+                phases[key] = phases.get(key, 0.0) + value / 1e3
+    return timed, phases, sum(phases.values())

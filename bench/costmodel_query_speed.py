@@ -17,11 +17,10 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench.common import machine, write  # noqa: E402
+from bench.common import machine, pin_one_core, throughput, write  # noqa: E402
 from bench.lut_query_speed import mbv3_codes  # noqa: E402
 from cost_models.features import FeatureMap  # noqa: E402
 from hwnas import costmodel_api as api, spaces  # noqa: E402
@@ -45,20 +44,9 @@ def synthetic_model(name: str, rng: np.random.Generator) -> api.CostModel:
     return api.fit(space, features, archs, y)
 
 
-def throughput(fn, arg, repeats: int = 5) -> float:
-    """Median items per second of ``fn(arg)`` over ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(arg)
-        times.append(time.perf_counter() - start)
-    return len(arg) / float(np.median(times))
-
-
 def main() -> None:
     """Run the bench and print its figures."""
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_one_core()
     rng = np.random.default_rng(0)
     result = {"config": {"threads": 1, "repeats": 5, "batches": BATCHES, "chunk_rows": api.CHUNK,
                          "model": "synthetic LUT (every key) + 300 synthetic networks, 16 bootstrap members"},

@@ -16,11 +16,10 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
 
-import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from bench.common import machine, write  # noqa: E402
+from bench.common import machine, pin_one_core, throughput, write  # noqa: E402
 from hwnas import spaces  # noqa: E402
 from hwnas.spaces import mbv3, nasbench201  # noqa: E402
 from lut.table import LatencyTable  # noqa: E402
@@ -40,20 +39,9 @@ def mbv3_codes(n: int, rng: np.random.Generator) -> np.ndarray:
     return codes
 
 
-def throughput(fn, arg, repeats: int = 5) -> float:
-    """Median architectures per second of ``fn(arg)`` over ``repeats`` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(arg)
-        times.append(time.perf_counter() - start)
-    return len(arg) / float(np.median(times))
-
-
 def main() -> None:
     """Run the bench and print its figures."""
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    pin_one_core()
     rng = np.random.default_rng(0)
     result = {"config": {"threads": 1, "repeats": 5, "batches": BATCHES, "table": "synthetic values, every key"},
               "machine": machine(), "spaces": {}}

@@ -14,7 +14,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench.common import hwnas, local_config, machine, small_models, write
+from bench.common import hwnas, local_config, machine, small_models, work_split, write
 from hwnas.store import Store
 
 
@@ -31,13 +31,7 @@ def main() -> None:
         wall, rows = hwnas("measure", "--config", str(config), "--device", "local",
                            "--onnx", *map(str, models))
         stored = Store(tmp / "ws").select("local")
-    timed = sum(n * sum(rounds) for m in stored for n, rounds in zip(m.stats["numbers"], m.raw)) / 1e3
-    phases: dict[str, float] = {}
-    for m in stored:
-        for p in m.stats["phase_ms"]:
-            for key, value in p.items():
-                phases[key] = phases.get(key, 0.0) + value / 1e3
-    on_device = sum(phases.values())
+    timed, phases, on_device = work_split(stored)
     result = {
         "models": len(rows), "sessions_per_model": stored[0].sessions, "wall_s": wall,
         "timed_work_s": timed, "ratio_wall_to_timed": wall / timed,

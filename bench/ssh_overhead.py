@@ -22,7 +22,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.common import hwnas, machine, small_models, write
+from bench.common import hwnas, machine, small_models, work_split, write
 from hwnas import config
 from hwnas.session import agent_session
 from hwnas.store import Store
@@ -65,13 +65,7 @@ def main() -> None:
         wall, rows = hwnas("measure", "--config", str(cfg), "--device", "loop", "--onnx", *map(str, models))
         stored = Store(tmp / "ws").select("loop")
     assert len(rows) == len(stored) == args.models, "every model must be measured once"
-    timed = sum(n * sum(rounds) for m in stored for n, rounds in zip(m.stats["numbers"], m.raw)) / 1e3
-    phases: dict[str, float] = {}
-    for m in stored:
-        for p in m.stats["phase_ms"]:
-            for key, value in p.items():
-                phases[key] = phases.get(key, 0.0) + value / 1e3
-    on_device = sum(phases.values())
+    timed, phases, on_device = work_split(stored)
     first = min(m.created_utc for m in stored)
     result = {
         "rtt": {k: v for k, v in rtt.items() if k != "raw_ms"}, "rtt_raw_ms": rtt["raw_ms"],
