@@ -123,6 +123,9 @@ def test_namespace_link_down_for_five_seconds(tmp_path, netns_ok, models):
         cfg = write_config(tmp_path, harness.ssh_device_yaml("dev", server, workdir, slow))
         proc = start_measure(cfg, ["dev"], models)
         wait_for(lambda: stored(tmp_path, "dev") >= 30, 120, proc)
+        # results are stored per chunk of 16; the next chunk first uploads its models over SFTP (which
+        # rides out a 5 s outage within its own timeout), so pull the link once measuring is under way
+        time.sleep(1.0)
         ns.link(up=False)
         assert stored(tmp_path, "dev") < N and proc.poll() is None  # work is in flight when the link drops
         time.sleep(5.0)
