@@ -103,9 +103,11 @@ class AgentClient:
         self._loaded.add(sha)
         return sha
 
-    def measure(self, sha: str, settings: dict[str, Any], backend: str = "onnxruntime") -> dict[str, Any]:
-        """Time a loaded model on the device (fresh runtime session)."""
-        return self.request("measure", model=sha, backend=backend, settings=settings)
+    def measure(self, sha: str, settings: dict[str, Any], backend: str = "onnxruntime",
+                **fields: Any) -> dict[str, Any]:
+        """Time a loaded model on the device (fresh runtime session); ``fields`` are the optional
+        protocol fields of ``measure`` (e.g. a TVM library's ``inputs`` and ``reference``)."""
+        return self.request("measure", model=sha, backend=backend, settings=settings, **fields)
 
     def profile(self, sha: str, settings: dict[str, Any], runs: int = 10) -> dict[str, Any]:
         """Per-node times of a loaded ONNX model."""

@@ -136,7 +136,7 @@ class DeviceConfig(_Strict):
     """One device entry of hardware.yaml."""
 
     name: str = Field(min_length=1, max_length=64)
-    kind: Literal["x86_cpu", "arm_cpu", "mobile_gpu", "npu", "fpga_sim"]
+    kind: Literal[KINDS]
     transport: Transport
     runtime: Runtime
     affinity: list[Annotated[int, Field(ge=0)]] | None = None

@@ -147,9 +147,10 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
     sessions = sessions or device.measurement.sessions
     settings = device_settings(device)
     rng = random.Random(seed)
+    items = list(items)
+    keys = {item.signature: request_key(device.name, device.backend, item, settings, run_id) for item in items}
     # a run resumed after a fault skips what it already stored (same run_id, same request_key)
-    items = [item for item in items
-             if not store.count(request_key=request_key(device.name, device.backend, item, settings, run_id))]
+    items = [item for item in items if not store.count(request_key=keys[item.signature])]
     done: list[Measurement] = []
     for start in range(0, len(items), CHUNK):
         chunk = items[start:start + CHUNK]
@@ -167,12 +168,9 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
             rng.shuffle(order)
             for item in order:
                 sig = item.signature
-                results[sig].append(client.request("measure", model=shas[sig], backend=device.backend,
-                                                   settings=settings, **fields[sig]) if fields[sig]
-                                    else client.measure(shas[sig], settings, device.backend))
+                results[sig].append(client.measure(shas[sig], settings, device.backend, **fields[sig]))
         for item in chunk:
-            key = request_key(device.name, device.backend, item, settings, run_id)
-            measurement = combine(device, client, item, results[item.signature], key)
+            measurement = combine(device, client, item, results[item.signature], keys[item.signature])
             nodes = (client.profile(shas[item.signature], settings)["nodes"]
                      if per_node and formats[item.signature] == "onnx" else None)
             measurement.id = store.add(measurement, node_profile=nodes)

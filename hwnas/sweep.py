@@ -148,7 +148,7 @@ def run(registry: Registry, devices: Sequence[DeviceConfig], store: Store, needs
         return [m.signature for m in done]
 
     active = [d for d in devices if pending[d.name]]
-    outcomes = {o.device: o for o in fleet.run(registry, active, work)} if active else {}
+    outcomes = {o.device: o for o in fleet.run(registry, active, work, store=store)} if active else {}
     for progress in bars.values():
         progress.close()
     for report in reports:

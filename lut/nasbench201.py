@@ -23,7 +23,6 @@ OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", 
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 """The ``(source, destination)`` node pair of each of the 6 edges, in string order."""
 
-NUM_ARCHS = len(OPS) ** len(EDGES)
 """The size of the search space: 5^6 = 15,625."""
 
 Arch = tuple[str, ...]

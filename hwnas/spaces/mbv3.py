@@ -108,7 +108,7 @@ def _stage_block(size: int, cin: int, stage: int, pos: int, width: float, kernel
 
 def _network_blocks(width: float, res: int, choices: list[list[tuple[int, int]]]) -> list[Signature]:
     """Blocks of a network; ``choices[stage]`` lists (kernel, expand) of its active blocks."""
-    stem, stage_widths, final, last = channels(width)
+    stem, _, final, last = channels(width)
     size = (res + 1) // 2
     blocks = [Signature("Conv", (res, res, 3), (size, size, stem)),
               _mb(size, stem, stem, 1, 3, stem, 0, "relu")]
