@@ -66,6 +66,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "cov_threshold": (int, float),
     "max_remeasure": int,
     "drift_threshold": (int, float),
+    "reference_baseline_ms": (int, float),
     "check_outputs": bool,
     "seed": int,
 }

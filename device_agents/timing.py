@@ -9,7 +9,10 @@
 4. if the rounds' coefficient of variation exceeds ``cov_threshold``, measure
    again (up to ``max_remeasure`` times) and keep the steadiest attempt;
 5. time a fixed reference kernel before and after; if it moved by more than
-   ``drift_threshold`` against the agent's running baseline, flag ``drift``.
+   ``drift_threshold`` against its baseline, flag ``drift``. The baseline is
+   ``reference_baseline_ms`` when the host sends one (the device's history across
+   runs, so a whole run on a busy device is caught) and otherwise the median of
+   this agent process's probes.
 
 Every raw round time is returned; outliers (outside 1.5 IQR) are counted, not removed.
 ``phase_ms`` tells where the agent's time went (reference probes, warm-up,
@@ -29,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "min_repeat_ms": 20.0,
     "cov_threshold": 0.10,
     "max_remeasure": 2,
-    "drift_threshold": 0.15,
+    "drift_threshold": 0.10,
 }
 
 
@@ -138,14 +141,14 @@ def measure(run: Callable[[], Any], settings: dict[str, Any], reference: Referen
     t0 = clock()
     ref_after = reference.probe()
     phases["reference"] += (clock() - t0) / 1e6
-    baseline = reference.baseline()
+    baseline = float(settings.get("reference_baseline_ms") or reference.baseline())
     drift = max(abs(ref_before / baseline - 1.0), abs(ref_after / baseline - 1.0))
     warnings = []
     if best["cov"] > cfg["cov_threshold"]:
         warnings.append(f"CoV {best['cov']:.1%} above {cfg['cov_threshold']:.0%} after {len(attempts)} attempts")
     drifted = drift > cfg["drift_threshold"]
     if drifted:
-        warnings.append(f"reference kernel moved {drift:.1%} from its baseline (thermal or clock drift?)")
+        warnings.append(f"reference kernel moved {drift:.1%} from its baseline (busy device, thermal or clock drift?)")
     return {
         **best,
         "attempts": len(attempts),

@@ -127,8 +127,9 @@ class MeasurementConfig(_Strict):
     min_repeat_ms: float = Field(20.0, gt=0)
     cov_threshold: float = Field(0.10, gt=0)
     max_remeasure: int = Field(2, ge=0)
-    drift_threshold: float = Field(0.15, gt=0)
+    drift_threshold: float = Field(0.10, gt=0)
     sessions: int = Field(3, ge=1)
+    drift_retries: int = Field(2, ge=0)
     timeout_s: float = Field(300.0, gt=0)
 
 

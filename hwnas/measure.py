@@ -5,6 +5,14 @@ chunks; within a chunk every item gets session 1, then every item session 2, and
 so on, so drift and session-to-session variance do not line up with one item.
 An item's latency is the median of its session medians; the spread between
 sessions is stored as its uncertainty. Each finished item is stored at once.
+
+Drift: the agent times a reference kernel around every session and compares it
+with the device's baseline — the median of the probes stored with this device's
+recent measurements (same agent version), so a run that is slow as a whole (a
+busy co-tenant, a throttled clock) is caught, not just a change within one run.
+A session taken under drift is measured again, up to ``drift_retries`` extra
+sessions per item, and an item's latency uses only its sessions without drift
+when it has any (all sessions stay in the stored stats and raw samples).
 """
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from hwnas.errors import BadInput
 from hwnas.store import Measurement, Store
 
 CHUNK = 16
+MIN_BASELINE_PROBES = 20
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,29 @@ def device_settings(device: DeviceConfig) -> dict[str, Any]:
     return settings
 
 
+def reference_baseline(store: Store, device: str, client: AgentClient) -> float | None:
+    """The device's reference-kernel baseline (ms): the median probe of its recent stored
+    measurements by this agent version, or None while fewer than MIN_BASELINE_PROBES exist."""
+    probes = store.reference_probes(device, str(client.facts.get("agent", "?")))
+    return statistics.median(probes) if len(probes) >= MIN_BASELINE_PROBES else None
+
+
+def _passes(pending: list[Item], rng: random.Random) -> list[list[Item]]:
+    """``pending`` (an item once per session it needs) as session passes: pass ``i`` holds every
+    item that needs an ``i``-th session, shuffled, so an item's sessions are spread over the chunk."""
+    passes: list[list[Item]] = []
+    seen: dict[str, int] = {}
+    for item in pending:
+        i = seen.get(item.signature, 0)
+        seen[item.signature] = i + 1
+        if i == len(passes):
+            passes.append([])
+        passes[i].append(item)
+    for order in passes:
+        rng.shuffle(order)
+    return passes
+
+
 def request_key(device: str, backend: str, item: Item, settings: dict[str, Any], run_id: str) -> str:
     """Idempotency key of one item's measurement in one run (a retry reuses it)."""
     text = f"{run_id}|{device}|{backend}|{item.signature}|{sorted(settings.items())}"
@@ -85,20 +117,24 @@ def request_key(device: str, backend: str, item: Item, settings: dict[str, Any],
 def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list[dict[str, Any]],
             key: str | None) -> Measurement:
     """Fold per-session agent results for one item into one stored Measurement."""
-    medians = [r["median_ms"] for r in results]
+    used = [r for r in results if not r["drift"]] or results
+    left_out = [r for r in results if r["drift"]] if len(used) < len(results) else []
+    medians = [r["median_ms"] for r in used]
     latency = statistics.median(medians)
-    pooled = [t for r in results for t in r["rounds_ms"]]
+    pooled = [t for r in used for t in r["rounds_ms"]]
     mean = statistics.fmean(pooled)
     std = statistics.stdev(pooled) if len(pooled) > 1 else 0.0
     quantiles = statistics.quantiles(pooled, n=10) if len(pooled) > 1 else [pooled[0]] * 9
     spread = (max(medians) - min(medians)) / latency if latency > 0 else 0.0
-    warnings = sorted({w for r in results for w in r["warnings"]})
+    warnings = sorted({w for r in used for w in r["warnings"]})
     stats = {
         "mean_ms": mean, "std_ms": std, "p10_ms": quantiles[0], "p90_ms": quantiles[-1],
         "cov": std / mean if mean else 0.0, "session_medians_ms": medians,
+        "drifted_session_medians_ms": [r["median_ms"] for r in left_out],
         "round_cov": [r["cov"] for r in results], "numbers": [r["number"] for r in results],
-        "attempts": [r["attempts"] for r in results], "drift": any(r["drift"] for r in results),
+        "attempts": [r["attempts"] for r in results], "drift": all(r["drift"] for r in used),
         "reference_ms": [r["reference_ms"] for r in results],
+        "reference_baseline_ms": results[0].get("reference_baseline_ms"),
         "phase_ms": [r.get("phase_ms") for r in results],
     }
     facts = client.facts
@@ -109,8 +145,8 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         affinity=list(device.affinity) if device.affinity else None,
         agent_version=facts.get("agent", "?"), item=item.item, model_sha256=item.sha256,
         signature=item.signature, latency_ms=latency, stats=stats,
-        raw=[r["rounds_ms"] for r in results], sessions=len(results), session_spread=spread,
-        valid=all(r["valid"] for r in results), warnings=warnings, space=item.space, arch=item.arch,
+        raw=[r["rounds_ms"] for r in results], sessions=len(used), session_spread=spread,
+        valid=all(r["valid"] for r in used), warnings=warnings, space=item.space, arch=item.arch,
         source=item.source, facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname")},
         request_key=key,
     )
@@ -151,6 +187,8 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
     keys = {item.signature: request_key(device.name, device.backend, item, settings, run_id) for item in items}
     # a run resumed after a fault skips what it already stored (same run_id, same request_key)
     items = [item for item in items if not store.count(request_key=keys[item.signature])]
+    baseline = reference_baseline(store, device.name, client)
+    timed = {**settings, "reference_baseline_ms": baseline} if baseline else settings
     done: list[Measurement] = []
     for start in range(0, len(items), CHUNK):
         chunk = items[start:start + CHUNK]
@@ -163,12 +201,15 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
             fields[item.signature] = artifact_fields(client, item, fmt)
             formats[item.signature] = fmt
         results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in chunk}
-        for _ in range(sessions):
-            order = chunk[:]
-            rng.shuffle(order)
-            for item in order:
-                sig = item.signature
-                results[sig].append(client.measure(shas[sig], settings, device.backend, **fields[sig]))
+        pending = [item for _ in range(sessions) for item in chunk]
+        for _ in range(1 + device.measurement.drift_retries):
+            for order in _passes(pending, rng):
+                for item in order:
+                    sig = item.signature
+                    results[sig].append(client.measure(shas[sig], timed, device.backend, **fields[sig]))
+            # one more session for every item short of `sessions` sessions taken without drift
+            pending = [item for item in chunk
+                       if sum(not r["drift"] for r in results[item.signature]) < sessions]
         for item in chunk:
             measurement = combine(device, client, item, results[item.signature], keys[item.signature])
             nodes = (client.profile(shas[item.signature], settings)["nodes"]

@@ -226,6 +226,19 @@ class Store:
             sql = f"SELECT * FROM measurements WHERE {clause} ORDER BY id"
         return list(self._rows(sql, tuple(params)))
 
+    def reference_probes(self, device: str, agent_version: str, limit: int = 100) -> list[float]:
+        """Reference-kernel probe times (ms) of the newest ``limit`` measurements of ``device``
+        taken by agent version ``agent_version`` (the kernel is part of the agent)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT stats FROM measurements WHERE device=? AND agent_version=? ORDER BY id DESC LIMIT ?",
+                (device, agent_version, limit)).fetchall()
+        probes = []
+        for (stats,) in rows:
+            for pair in json.loads(stats).get("reference_ms") or []:
+                probes += [float(v) for v in pair or [] if isinstance(v, (int, float)) and v > 0]
+        return probes
+
     def signatures(self, device: str, backend: str) -> set[str]:
         """Every signature stored for a device + backend (what a resumed sweep may skip)."""
         with self._lock:

@@ -14,7 +14,7 @@ from hwnas.store import Store
 from lut.table import BASELINE
 from tests.helpers import local_config
 
-FAST = "{warmup_ms: 2, repeat: 3, min_repeat_ms: 1, sessions: 2, timeout_s: 60}"
+FAST = "{warmup_ms: 2, repeat: 3, min_repeat_ms: 1, sessions: 2, timeout_s: 60, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
 
 
 def _json(args, capsys):

@@ -8,7 +8,7 @@ from hwnas.cli import main
 from hwnas.store import Store
 from tests import sshd_harness as harness
 
-FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30}"
+FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
 
 
 def write_config(tmp_path: Path, *entries: str) -> Path:
