@@ -44,7 +44,7 @@ from hwnas.sweep import block_needs, network_needs, network_signature, sample_ar
 WORK = Path(__file__).resolve().parent / ".work" / "costmodel_accuracy"
 SEED, SPLIT_SEED = 7, 11
 PLAN = {"nasbench201": {"num": 420, "train": 300, "resolution": None},
-        "mbv3": {"num": 250, "train": 150, "resolution": 224}}
+        "mbv3": {"num": 400, "train": 300, "resolution": 224}}
 TARGET = {"within_10": 0.99, "within_5": 0.90}
 
 

@@ -11,12 +11,19 @@ separately for edges whose output reaches the cell output ("live") and for dead-
 edges (graph optimisers of some runtimes prune those). Each source device gets its
 own weight vector (least squares over its archs, normalised to a mean latency of 1).
 Those vectors define Gaussian priors for the target's weights: one centred on their
-mean with their covariance, and one centred on each source device (a near twin of
-the target is common: the same chip at another batch size). Each prior is combined
-with the ``k`` target measurements by exact Bayesian linear regression, for a grid
-of noise and prior-spread hyper-parameters; the posterior means are averaged with
-weights given by their marginal likelihood (Bayesian model averaging), so the data
-decide how far to trust which prior. Everything is closed form; no pickle anywhere.
+mean with (a multiple of) their covariance, one centred on each source device (a
+near twin of the target is common: the same chip at another batch size), and one
+"pruning runtime" prior — the mean with dead-end weights set to zero — since a
+runtime that drops dead-end branches may appear as a target even when no source
+does. Beyond the source covariance, each op type's live and dead-end weights get one
+shared isotropic deviation (a runtime that does not prune pays the same for an op
+whether its output is used or not; k random archs rarely contain enough dead-end
+edges to learn those weights separately), plus a little independent dead-end
+variance. Each prior is combined with the ``k`` target measurements by exact
+Bayesian linear regression, for a grid of noise and prior-spread hyper-parameters;
+the posterior means are averaged with weights given by their marginal likelihood
+(Bayesian model averaging), so the data decide how far to trust which prior.
+Everything is closed form and deterministic; no pickle anywhere.
 
 :func:`transfer_csv` is the CSV contract of ``hwnas costmodel transfer``.
 """
@@ -43,7 +50,8 @@ FEATURES: tuple[str, ...] = ("intercept",) + tuple(f"live_{op}" for op in OPS[1:
     f"dead_{op}" for op in OPS[1:])
 """Names of the columns of :func:`arch_features`."""
 
-_DEAD = slice(1 + len(OPS) - 1, None)  # the dead-end op-count columns
+_LIVE = slice(1, len(OPS))  # the live op-count columns
+_DEAD = slice(len(OPS), None)  # the dead-end op-count columns, in the same op order
 
 
 class TransferInputError(ValueError):
@@ -101,18 +109,24 @@ class TransferRegressor(BaseEstimator):
     ----------
     noise_grid : relative noise variances tried for the target measurements
         (1e-2 means ~10% noise; a measurement's noise is taken proportional to its latency).
-    spread_grid : variances of the isotropic part of the prior on the weights.
-    dead_grid : extra prior variance of the dead-end weights (runtimes that prune).
+    spread_grid : variances of the isotropic part of the prior on the weights (one
+        deviation per op type, shared by its live and dead-end weights).
+    dead_grid : extra, independent prior variance of the dead-end weights.
     source_scale : how much of the source covariance a prior centred on one source keeps.
+    mean_scale : the multiple of the source covariance used by the priors centred on the
+        source mean (the plain one and the pruning one); > 1 lets a target lie outside
+        the spread of the sources.
     """
 
     def __init__(self, noise_grid: Sequence[float] = tuple(np.logspace(-5, -1, 9)),
-                 spread_grid: Sequence[float] = (1e-4, 1e-3, 1e-2, 1e-1),
-                 dead_grid: Sequence[float] = (0.0, 1e-2), source_scale: float = 0.1) -> None:
+                 spread_grid: Sequence[float] = (1e-5, 1e-4, 1e-3, 1e-2),
+                 dead_grid: Sequence[float] = (0.0, 1e-2), source_scale: float = 0.1,
+                 mean_scale: float = 3.0) -> None:
         self.noise_grid = noise_grid
         self.spread_grid = spread_grid
         self.dead_grid = dead_grid
         self.source_scale = source_scale
+        self.mean_scale = mean_scale
 
     def fit(self, X: Any, y: Sequence[float], prior_X: Any, prior_Y: Any) -> "TransferRegressor":
         """Fit on ``k`` target measurements ``(X, y)`` with source latencies ``prior_Y`` as prior.
@@ -132,8 +146,14 @@ class TransferRegressor(BaseEstimator):
         self.prior_mean_ = self.source_coef_.mean(axis=0)
         dev = self.source_coef_ - self.prior_mean_
         self.prior_cov_ = dev.T @ dev / max(len(dev) - 1, 1)
-        centres = [(self.prior_mean_, 1.0)] + [(w, self.source_scale) for w in self.source_coef_]
-        nll, coefs = zip(*(self._posteriors(phi, y, m, c) for m, c in centres))
+        pruned_mean = self.prior_mean_.copy()
+        pruned_mean[_DEAD] = 0.0
+        pruned_cov = self.prior_cov_.copy()
+        pruned_cov[_DEAD, :] = pruned_cov[:, _DEAD] = 0.0
+        centres = ([(self.prior_mean_, self.mean_scale * self.prior_cov_, False)]
+                   + [(w, self.source_scale * self.prior_cov_, False) for w in self.source_coef_]
+                   + [(pruned_mean, self.mean_scale * pruned_cov, True)])
+        nll, coefs = zip(*(self._posteriors(phi, y, m, c, p) for m, c, p in centres))
         nll, coefs = np.concatenate(nll), np.concatenate(coefs)
         weights = np.exp(-(nll - nll.min()))
         self.coef_ = (weights / weights.sum()) @ coefs
@@ -168,19 +188,27 @@ class TransferRegressor(BaseEstimator):
                              f"(each needs archs covering all {len(FEATURES)} features)")
         return np.array(coefs), used
 
-    def _posteriors(self, phi: np.ndarray, y: np.ndarray, mean: np.ndarray,
-                    cov_scale: float) -> tuple[np.ndarray, np.ndarray]:
-        """Negative log evidence and posterior weights (ms units) of one prior centre over the grid."""
+    def _posteriors(self, phi: np.ndarray, y: np.ndarray, mean: np.ndarray, cov: np.ndarray,
+                    pruned: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Negative log evidence and posterior weights (ms units) of one prior over the grid.
+
+        ``mean`` and ``cov`` are the prior's centre and source-derived covariance (in
+        normalised units); ``pruned`` says the prior models a runtime that drops
+        dead-end edges, whose isotropic deviation then spares the dead-end weights.
+        """
         k, d = phi.shape
         scale = y.mean() / (phi @ mean).mean()
         if not scale > 0:
             raise ValueError("the prior predicts non-positive latency for the target architectures")
         resid = y / scale - phi @ mean
-        iso = np.eye(d)
-        iso[0, 0] = 0.0  # the overall scale is already matched
+        live, dead_end = np.arange(d)[_LIVE], np.arange(d)[_DEAD]
+        iso = np.zeros((d, d))  # no isotropic part on the intercept: the overall scale is matched
+        iso[live, live] = 1.0
+        if not pruned:  # one deviation per op type, shared by its live and dead-end weights
+            iso[dead_end, dead_end] = iso[live, dead_end] = iso[dead_end, live] = 1.0
         dead = np.zeros((d, d))
-        dead[_DEAD, _DEAD] = np.eye(d - _DEAD.start)
-        covs = np.array([cov_scale * self.prior_cov_ + t * iso + e * dead
+        dead[dead_end, dead_end] = 1.0
+        covs = np.array([cov + t * iso + e * dead
                          for t in self.spread_grid for e in self.dead_grid])
         noise = np.asarray(self.noise_grid, dtype=float)
         gram = np.einsum("kd,gde,le->gkl", phi, covs, phi)              # (G, k, k)

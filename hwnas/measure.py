@@ -29,7 +29,7 @@ from hwnas.errors import BadInput
 from hwnas.store import Measurement, Store
 
 CHUNK = 16
-MIN_BASELINE_PROBES = 20
+MIN_BASELINE_PROBES = 10
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def result_row(item, m) -> dict[str, Any]:
     return {"model": item.source, "device": m.device, "latency_ms": m.latency_ms,
             "backend": m.backend, "session_spread": m.session_spread, "cov": m.stats["cov"],
             "p10_ms": m.stats["p10_ms"], "p90_ms": m.stats["p90_ms"], "sessions": m.sessions,
+            "sessions_left_out_for_drift": len(m.stats.get("drifted_session_medians_ms", [])),
             "valid": m.valid, "warnings": m.warnings, "sha256": m.model_sha256, "measurement_id": m.id}
 
 
