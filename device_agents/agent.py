@@ -56,6 +56,7 @@ class Agent:
         self.models.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.reference = timing.ReferenceKernel()
+        self.probes: dict[str, timing.ReferenceKernel] = {}
         self.greeted = False
         self.handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "hello": self.hello, "ping": lambda _req: {}, "load": self.load,
@@ -145,7 +146,7 @@ class Agent:
         except Exception as exc:  # the runtime rejected the model: report, keep serving
             raise RequestFailed("bad_model", f"{backend} cannot load the model: {exc}") from None
         try:
-            result = timing.measure(run, settings, self.reference)
+            result = timing.measure(run, settings, self._reference(settings))
         except Exception as exc:
             raise RequestFailed("runtime", f"{backend} failed while running the model: {exc}") from None
         notes = session_facts.pop("warnings", [])
@@ -154,6 +155,24 @@ class Agent:
             result["valid"] = False
         result["phase_ms"]["session"] = (time.perf_counter_ns() - started) / 1e6 - sum(result["phase_ms"].values())
         return {**result, **session_facts, "backend": backend}
+
+    def _reference(self, settings: dict[str, Any]) -> timing.ReferenceKernel:
+        """The drift probe for a measurement: the host's ``probe_model`` run by ONNX Runtime when
+        both are here (one session per agent, same threads), else the numpy matmul."""
+        sha = settings.get("probe_model")
+        if not sha:
+            return self.reference
+        if sha not in self.probes:
+            from device_agents import ort_runner
+            if ort_runner.version() is None:
+                self.probes[sha] = self.reference
+            else:
+                path, fmt = self._find_model(sha)
+                if fmt != "onnx":
+                    raise RequestFailed("protocol", "settings.probe_model must name an ONNX model")
+                run, _ = ort_runner.runner(str(path), {"threads": settings.get("threads", 1)})
+                self.probes[sha] = timing.ReferenceKernel(run, f"onnxruntime:{sha[:16]}", calls=10)
+        return self.probes[sha]
 
     def profile(self, req: dict[str, Any]) -> dict[str, Any]:
         """Per-node times from ONNX Runtime's profiler."""

@@ -67,6 +67,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "max_remeasure": int,
     "drift_threshold": (int, float),
     "reference_baseline_ms": (int, float),
+    "probe_model": str,
     "check_outputs": bool,
     "seed": int,
 }

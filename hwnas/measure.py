@@ -6,9 +6,10 @@ so on, so drift and session-to-session variance do not line up with one item.
 An item's latency is the median of its session medians; the spread between
 sessions is stored as its uncertainty. Each finished item is stored at once.
 
-Drift: the agent times a reference kernel around every session and compares it
-with the device's baseline — the median of the probes stored with this device's
-recent measurements (same agent version), so a run that is slow as a whole (a
+Drift: the agent times a reference kernel — a small fixed conv in the device's
+runtime — around every session and compares it with the device's baseline: the
+median of the probes stored with this device's recent measurements (same agent
+version and kernel), so a run that is slow as a whole (a
 busy co-tenant, a throttled clock) is caught, not just a change within one run.
 A session taken under drift is measured again, up to ``drift_retries`` extra
 sessions per item, and an item's latency uses only its sessions without drift
@@ -19,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import random
 import statistics
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -26,10 +28,13 @@ from typing import Any, Callable, Iterable
 from hwnas.agent_client import AgentClient, file_sha256
 from hwnas.config import DeviceConfig
 from hwnas.errors import BadInput
+from hwnas.operators import conv_relu
 from hwnas.store import Measurement, Store
 
 CHUNK = 16
 MIN_BASELINE_PROBES = 10
+PROBE_MODEL = (16, 16, 28, 0)
+"""The drift probe: conv 3x3 16->16 on 28x28 (about 27 µs on the CI machine), weights seed 0."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,23 @@ def device_settings(device: DeviceConfig) -> dict[str, Any]:
     return settings
 
 
-def reference_baseline(store: Store, device: str, client: AgentClient) -> float | None:
-    """The device's reference-kernel baseline (ms): the median probe of its recent stored
-    measurements by this agent version, or None while fewer than MIN_BASELINE_PROBES exist."""
-    probes = store.reference_probes(device, str(client.facts.get("agent", "?")))
-    return statistics.median(probes) if len(probes) >= MIN_BASELINE_PROBES else None
+def drift_settings(store: Store, device: str, client: AgentClient) -> dict[str, Any]:
+    """Measure settings for the drift probe: the probe model (a small fixed conv the agent runs
+    in ONNX Runtime when it has it; :data:`PROBE_MODEL`) and, once the store holds at least
+    MIN_BASELINE_PROBES probes of that kernel on this device by this agent version, their
+    median as the baseline."""
+    path = store.path.parent / "onnx" / "reference" / "probe.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conv_relu(path.with_name(f".probe-{uuid.uuid4().hex}.part"), *PROBE_MODEL).replace(path)
+    sha = client.load(path, "onnx")
+    has_ort = (client.facts.get("runtimes") or {}).get("onnxruntime") is not None
+    kernel = f"onnxruntime:{sha[:16]}" if has_ort else "numpy:matmul96"
+    probes = store.reference_probes(device, str(client.facts.get("agent", "?")), kernel)
+    settings: dict[str, Any] = {"probe_model": sha}
+    if len(probes) >= MIN_BASELINE_PROBES:
+        settings["reference_baseline_ms"] = statistics.median(probes)
+    return settings
 
 
 def _passes(pending: list[Item], rng: random.Random) -> list[list[Item]]:
@@ -135,6 +152,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         "attempts": [r["attempts"] for r in results], "drift": all(r["drift"] for r in used),
         "reference_ms": [r["reference_ms"] for r in results],
         "reference_baseline_ms": results[0].get("reference_baseline_ms"),
+        "reference_kernel": results[0].get("reference_kernel"),
         "phase_ms": [r.get("phase_ms") for r in results],
     }
     facts = client.facts
@@ -187,8 +205,7 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
     keys = {item.signature: request_key(device.name, device.backend, item, settings, run_id) for item in items}
     # a run resumed after a fault skips what it already stored (same run_id, same request_key)
     items = [item for item in items if not store.count(request_key=keys[item.signature])]
-    baseline = reference_baseline(store, device.name, client)
-    timed = {**settings, "reference_baseline_ms": baseline} if baseline else settings
+    timed = {**settings, **drift_settings(store, device.name, client)}
     done: list[Measurement] = []
     for start in range(0, len(items), CHUNK):
         chunk = items[start:start + CHUNK]

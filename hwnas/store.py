@@ -226,16 +226,19 @@ class Store:
             sql = f"SELECT * FROM measurements WHERE {clause} ORDER BY id"
         return list(self._rows(sql, tuple(params)))
 
-    def reference_probes(self, device: str, agent_version: str, limit: int = 100) -> list[float]:
-        """Reference-kernel probe times (ms) of the newest ``limit`` measurements of ``device``
-        taken by agent version ``agent_version`` (the kernel is part of the agent)."""
+    def reference_probes(self, device: str, agent_version: str, kernel: str, limit: int = 100) -> list[float]:
+        """Probe times (ms) of reference kernel ``kernel`` stored with the newest ``limit``
+        measurements of ``device`` by agent version ``agent_version``."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT stats FROM measurements WHERE device=? AND agent_version=? ORDER BY id DESC LIMIT ?",
                 (device, agent_version, limit)).fetchall()
         probes = []
         for (stats,) in rows:
-            for pair in json.loads(stats).get("reference_ms") or []:
+            stats = json.loads(stats)
+            if stats.get("reference_kernel") != kernel:
+                continue
+            for pair in stats.get("reference_ms") or []:
                 probes += [float(v) for v in pair or [] if isinstance(v, (int, float)) and v > 0]
         return probes
 

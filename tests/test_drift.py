@@ -37,6 +37,7 @@ def test_a_run_slow_against_the_stored_baseline_is_remeasured_and_flagged(tmp_pa
     # 2 sessions + 2 retries, every one under drift: all kept, all used, flagged invalid
     assert len(second.raw) == 4 and second.sessions == 4
     assert second.stats["drift"] is True and second.valid is False
+    assert second.stats["reference_kernel"].startswith("onnxruntime:")  # the probe conv, in the device's runtime
     assert second.stats["reference_baseline_ms"] < min(min(p) for p in second.stats["reference_ms"]) / 100
     assert any("reference kernel moved" in w for w in second.warnings)
 

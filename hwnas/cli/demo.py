@@ -28,8 +28,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the device, measure every default operator on it, print a table and the store path."""
     reg = registry(args)
     device = reg.device(args.device)
-    st = store(reg)
-    report = check_one(reg, device, pings=10, st=st)
+    report = check_one(reg, device, pings=10)
     if not report["reachable"]:
         raise DeviceFailure(report["error"])
     facts = report["facts"]
@@ -43,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         path = operators.build(name, out_dir)
         sha = check_onnx(path)
         items.append(Item(path=path, sha256=sha, signature=f"op:{name}:{sha[:16]}", source=name))
+    st = store(reg)
     progress = bar(len(items), f"measuring on {device.name}", quiet=args.json, unit="op")
     measured = {}
 

@@ -10,10 +10,8 @@ from hwnas import fleet
 from hwnas.cli import add_common
 from hwnas.cli.common import devices as pick_devices, registry, store
 from hwnas.errors import HwnasError
-from hwnas.measure import reference_baseline
 from hwnas.output import print_json, print_table
 from hwnas.session import agent_session
-from hwnas.store import Store
 
 log = logging.getLogger("hwnas")
 
@@ -66,9 +64,8 @@ def fitness(facts: dict[str, Any]) -> list[str]:
     return reasons
 
 
-def check_one(reg, device, pings: int, st: Store) -> dict[str, Any]:
-    """Connect to one device, shake hands, time empty requests, compare its reference-kernel probe
-    with the device's stored baseline; a failure is reported as data."""
+def check_one(reg, device, pings: int) -> dict[str, Any]:
+    """Connect to one device, shake hands, time empty requests; a failure is reported as data."""
     report: dict[str, Any] = {"device": device.name, "kind": device.kind, "transport": device.transport.type,
                               "backend": device.backend, "reachable": False}
     try:
@@ -77,11 +74,6 @@ def check_one(reg, device, pings: int, st: Store) -> dict[str, Any]:
             facts = client.facts
             runtime_version = (facts.get("runtimes") or {}).get(device.backend)
             reasons = fitness(facts)
-            probe, baseline = facts.get("reference_ms"), reference_baseline(st, device.name, client)
-            if probe and baseline and probe > baseline * (1 + device.measurement.drift_threshold):
-                reasons.append(f"reference kernel {probe / baseline - 1:.0%} slower than this device's stored "
-                               "baseline: something else is using it")
-            report.update(reference_ms=probe, reference_baseline_ms=baseline)
             if runtime_version is None and device.backend != "simulator":
                 reasons.append(f"{device.backend} is not installed on the device")
             # --- TVM devices: can the device run this entry's libraries? (hwnas.tvm_backend) ---
@@ -102,8 +94,8 @@ def check_one(reg, device, pings: int, st: Store) -> dict[str, Any]:
 def check_devices(args: argparse.Namespace) -> int:
     """Check devices concurrently and print their facts; exit 1 if any was unreachable, 2 on bad input."""
     reg = registry(args)
+    reports = fleet.each(pick_devices(reg, args.names), lambda d: check_one(reg, d, args.pings))
     st = store(reg)
-    reports = fleet.each(pick_devices(reg, args.names), lambda d: check_one(reg, d, args.pings, st))
     for r in reports:
         if r["reachable"]:
             st.record_health(r["device"], True)  # a device that checks out is healthy again
