@@ -16,7 +16,9 @@ is the session spread of the held-out networks ((max - min) / median of their
 per-session medians) and how often one fresh session lands within ±5% / ±10% of the
 stored value ("as good as re-measuring"). Default measurement settings (3 sessions).
 ``--remeasure`` measures the space's blocks and networks once more (e.g. when the
-machine was busy during the first run); the newest measurement of each is used.
+machine was busy during the first run), in ``--sessions`` sessions each (default: the
+device's setting); the newest measurement of each is used. Besides the fixed split,
+the cost model is scored by 5-fold cross-validation over all measured networks.
 Writes ``bench/results/costmodel_accuracy.json``.
 
     python -m bench.costmodel_accuracy [--space nasbench201] [--device local] [--remeasure]
@@ -33,8 +35,8 @@ from typing import Any
 import numpy as np
 
 from bench.common import RESULTS, hwnas, machine, write
-from cost_models.features import FeatureMap
 from cost_models.metrics import spearman_rho, summary
+from cost_models.network_model import cross_val_predict
 from hwnas import config, costmodel_api as api, fleet, spaces
 from hwnas.cli.common import run_id
 from hwnas.measure import measure_items
@@ -71,20 +73,23 @@ def _remeasure(rows) -> dict[str, float]:
     return {"sessions": int(e.size), "within_5": float(np.mean(e <= 0.05)), "within_10": float(np.mean(e <= 0.10))}
 
 
-def remeasure(reg, device, space, archs: list[str], resolution: int | None) -> float:
-    """Measure the space's blocks and ``archs`` once more, interleaved (a fresh run); returns the wall seconds."""
+def remeasure(reg, device, space, archs: list[str], resolution: int | None, sessions: int | None) -> float:
+    """Measure the space's blocks and ``archs`` once more, interleaved (a fresh run), in ``sessions``
+    sessions each; returns the wall seconds."""
     start = time.perf_counter()
     needs = block_needs(space, [resolution] if resolution else None, reg.workspace)
     needs += network_needs(space, archs, reg.workspace)
     items = [needs[i].to_item() for i in np.random.default_rng(SEED).permutation(len(needs))]
     store = Store(reg.workspace)
-    [outcome] = fleet.run(reg, [device], lambda dev, client: measure_items(dev, client, store, items, run_id()))
+    [outcome] = fleet.run(reg, [device], lambda dev, client: measure_items(dev, client, store, items, run_id(),
+                                                                                 sessions=sessions))
     if outcome.error:
         raise SystemExit(f"re-measuring failed: {outcome.error}")
     return time.perf_counter() - start
 
 
-def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False) -> dict[str, Any]:
+def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False,
+             sessions: int | None = None) -> dict[str, Any]:
     """Profile (resumably; ``again``: re-measure everything), fit on the training networks, score the held-out."""
     plan = PLAN[space_name]
     reg = config.load(cfg)
@@ -97,18 +102,18 @@ def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False) 
     hwnas(*base, "--what", "networks", "--num", str(plan["num"]), "--seed", str(SEED), *res)
     archs = sample_archs(space, plan["num"], SEED, [plan["resolution"]] if plan["resolution"] else None)
     if again:
-        remeasure(reg, device, space, archs, plan["resolution"])
+        remeasure(reg, device, space, archs, plan["resolution"], sessions)
     profile_wall = time.perf_counter() - start
 
     store = Store(reg.workspace)
-    table = api.lut_table(store, device.name, device.backend, space)
-    features = FeatureMap(space.layout(), table)
+    features, table = api.feature_map(store, device.name, device.backend, space)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(archs))
     train = [archs[i] for i in order[:plan["train"]]]
     held = [archs[i] for i in order[plan["train"]:]]
     rows = {a: store.latest(device.name, device.backend, network_signature(space.name, a)) for a in archs}
     y_train = np.array([rows[a].latency_ms for a in train])
     y = np.array([rows[a].latency_ms for a in held])
+    y_all = np.array([rows[a].latency_ms for a in archs])
     spread = np.array([rows[a].session_spread for a in held])
 
     start = time.perf_counter()
@@ -122,8 +127,11 @@ def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False) 
         "space": space_name, "device": device.name, "backend": device.backend,
         "runtime_version": table.meta.get("runtime_version"), "train_networks": len(train),
         "heldout_networks": len(held), "lut_entries": len(table), "features": len(features.schema),
+        "kernel_features": len(features.kernels.columns) if features.kernels else 0,
         "lut_sum": summary(y, X[:, 0]), "calibrated_lut": summary(y, calibrated), "cost_model": summary(y, pred),
         "cost_model_in_sample": summary(y_train, cm.predict(train)),
+        "cost_model_cv5": summary(y_all, cross_val_predict(cm.feature_matrix(archs), y_all, folds=5,
+                                                                feature_names=features.schema)[1]),
         "calibration": {"a": float(cm.model.calibration_[0]), "b_ms": float(cm.model.calibration_[1])},
         "ridge_alpha": cm.model.alpha_, "fit_seconds": fit_s,
         "uncertainty_vs_error_spearman": spearman_rho(np.abs(pred - y) / y, std / pred),
@@ -153,18 +161,20 @@ def main() -> None:
     parser.add_argument("--device", default="local")
     parser.add_argument("--space", action="append", choices=sorted(PLAN), help="default: both")
     parser.add_argument("--remeasure", action="store_true", help="measure blocks and networks once more")
+    parser.add_argument("--sessions", type=int, help="sessions per item when re-measuring (default: the device's)")
     args = parser.parse_args()
     cfg = workspace_config()
     start = time.perf_counter()
     previous = RESULTS / "costmodel_accuracy.json"
     kept = json.loads(previous.read_text()).get("spaces", {}) if previous.is_file() else {}
     out: dict[str, Any] = {"config": {"device": args.device, "plan": PLAN, "seed": SEED, "split_seed": SPLIT_SEED,
-                                      "workspace": str(WORK), "measurement": "defaults (3 sessions)",
+                                      "workspace": str(WORK),
+                                      "measurement": f"{args.sessions or 'default (3)'} sessions per item",
                                       "target": TARGET},
                            "spaces": kept}
     for name in args.space or ["nasbench201", "mbv3"]:
         before = machine()
-        r = evaluate(cfg, args.device, name, args.remeasure)
+        r = evaluate(cfg, args.device, name, args.remeasure, args.sessions)
         out["spaces"][name] = r = {**r, "machine": {**before, "loadavg_after": os.getloadavg()}}
         noise = r["noise_floor"]
         print(f"\n{name} on {r['device']}: trained on {r['train_networks']}, scored on {r['heldout_networks']} "
@@ -172,6 +182,7 @@ def main() -> None:
         print(_line("LUT sum", r["lut_sum"]))
         print(_line("calibrated LUT", r["calibrated_lut"]))
         print(_line("cost model", r["cost_model"]))
+        print(_line("  5-fold CV", r["cost_model_cv5"]))
         remeasure = noise["single_session_vs_stored"]
         print(f"  noise floor     session spread median {noise['median_session_spread']:.1%}, p90 "
               f"{noise['p90_session_spread']:.1%}; one fresh session within ±5% {remeasure['within_5']:.1%}, "

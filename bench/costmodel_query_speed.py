@@ -37,7 +37,7 @@ def synthetic_model(name: str, rng: np.random.Generator) -> api.CostModel:
     keys = sorted(space.layout().keys())
     table = LatencyTable.from_records([(k, float(0.05 + rng.random()), 0.0, 1) for k in keys]
                                       + [(BASELINE, 0.02, 0.0, 1)])
-    features = FeatureMap(space.layout(), table)
+    features = FeatureMap(space.layout(), table, kernels=api.kernel_table(space, "onnxruntime"))
     kwargs = {"resolutions": [224]} if name == "mbv3" else {}
     archs = space.sample(300, rng, **kwargs)
     y = features.lut_sum(space.encode(archs)) * 1.2 * np.exp(rng.normal(0, 0.03, len(archs))) + 0.3

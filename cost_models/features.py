@@ -18,7 +18,9 @@ A block's group is its op and output channel count (:func:`group_of`): for
 NAS-Bench-201 that is one group per edge op per stage, for MobileNetV3 one per
 stage (and width). The model features (:attr:`FeatureMap.schema`) are the LUT sum
 first, then each group's share of it, the per-group block counts and the logs of
-the LUT sum, MACs, params and activations.
+the LUT sum, MACs, params and activations; then, for a space with a
+:class:`cost_models.kernels.KernelTable`, its kernel counts (``kernel1:...``,
+``kernel2:...``: the nodes the runtime's graph optimiser leaves).
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ import math
 
 import numpy as np
 
+from cost_models.kernels import KernelTable
 from lut.builders import SE_REDUCTION, make_divisible
 from lut.signature import Signature, parse
 from lut.table import BASELINE, LatencyTable, Layout
@@ -99,8 +102,10 @@ class FeatureMap:
     Immutable after construction, so one instance may serve any number of threads.
     """
 
-    def __init__(self, layout: Layout, table: LatencyTable, subtract_baseline: bool = True) -> None:
+    def __init__(self, layout: Layout, table: LatencyTable, subtract_baseline: bool = True,
+                 kernels: KernelTable | None = None) -> None:
         self.layout = layout
+        self.kernels = kernels
         self.baseline_ms = table.entries[BASELINE].mean_ms if subtract_baseline and BASELINE in table else 0.0
         sigs = {key: parse(key) for key in layout.keys()}
         self.groups: tuple[str, ...] = tuple(sorted({group_of(s) for s in sigs.values()}))
@@ -129,7 +134,7 @@ class FeatureMap:
         self.fixed.setflags(write=False)
         self.schema: tuple[str, ...] = (
             LUT_SUM, *(f"share:{g}" for g in self.groups), *(f"count:{g}" for g in self.groups),
-            f"log_{LUT_SUM}", *(f"log_{t}" for t in _TOTALS))
+            f"log_{LUT_SUM}", *(f"log_{t}" for t in _TOTALS), *(kernels.columns if kernels else ()))
 
     @property
     def n_columns(self) -> int:
@@ -195,5 +200,7 @@ class FeatureMap:
             block[:, 1:1 + n_groups] = raw[:, :n_groups] / safe
             block[:, 1 + n_groups:1 + 2 * n_groups] = raw[:, n_groups:2 * n_groups]
             block[:, 1 + 2 * n_groups] = np.log(safe[:, 0])
-            block[:, 2 + 2 * n_groups:] = np.log(np.maximum(raw[:, 2 * n_groups:], 1e-9))
+            block[:, 2 + 2 * n_groups:2 + 2 * n_groups + len(_TOTALS)] = np.log(np.maximum(raw[:, 2 * n_groups:], 1e-9))
+            if self.kernels is not None:
+                block[:, 2 + 2 * n_groups + len(_TOTALS):] = self.kernels.lookup(chunk)
         return out

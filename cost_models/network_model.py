@@ -4,9 +4,13 @@
 is the feature matrix of :class:`cost_models.features.FeatureMap` — column 0 is
 the block LUT sum — and its target the measured network latency (ms):
 
-1. the LUT sum is calibrated to the measurements, ``base = a * lut_sum + b``
+1. an additive base: the LUT sum calibrated to the measurements, ``a * lut_sum + b``
    (least squares, :func:`lut.table.fit_overhead`; a proportional fit, ``b = 0``,
-   when the affine one finds a negative fixed cost);
+   when the affine one finds a negative fixed cost) — or, when the features hold
+   kernel counts (names starting with ``additive_prefix``, see
+   :mod:`cost_models.kernels`), a ridge regression of the latency on the LUT sum
+   and those counts: a cost per kernel, since latency adds up over the kernels a
+   runtime runs after fusion;
 2. the residual ``log(measured / base)`` is regressed on the standardised
    features with ridge regression (penalty chosen by leave-one-out CV), so
    ``prediction = base * exp(z @ coef + intercept)``;
@@ -30,8 +34,8 @@ from cost_models import metrics
 from lut.table import fit_overhead
 
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
-_LEARNED = ("n_features_in_", "feature_names_in_", "calibration_", "mean_", "scale_", "coef_", "intercept_",
-            "alpha_", "boot_coef_", "boot_intercept_")
+_LEARNED = ("n_features_in_", "feature_names_in_", "calibration_", "additive_", "base_coef_", "base_intercept_",
+            "mean_", "scale_", "coef_", "intercept_", "alpha_", "boot_coef_", "boot_intercept_")
 _MIN_BASE_MS = 1e-6
 
 
@@ -41,14 +45,16 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
     ``feature_names``: the schema the model is fitted on (e.g. ``FeatureMap.schema``);
     when given, ``fit`` checks the column count and :meth:`check_schema` compares names.
     ``alphas``: ridge penalties tried. ``n_bootstrap``: ensemble size of the uncertainty.
+    ``additive_prefix``: features whose names start with it join the LUT sum in the additive base.
     """
 
     def __init__(self, feature_names: Sequence[str] | None = None, alphas: Sequence[float] = ALPHAS,
-                 n_bootstrap: int = 16, random_state: int = 0) -> None:
+                 n_bootstrap: int = 16, random_state: int = 0, additive_prefix: str = "kernel") -> None:
         self.feature_names = feature_names
         self.alphas = alphas
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.additive_prefix = additive_prefix
 
     # -- fitting -------------------------------------------------------------------------------------------------
 
@@ -59,7 +65,13 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
         if len(names) != X.shape[1]:
             raise ValueError(f"X has {X.shape[1]} columns but feature_names lists {len(names)}")
         a, b = self._calibrate(X[:, 0], y)
-        base = self._base(X[:, 0], a, b)
+        additive = [0] + [i for i, n in enumerate(names) if i and n.startswith(self.additive_prefix)]
+        if len(additive) > 1:
+            base_fit = RidgeCV(alphas=list(self.alphas)).fit(X[:, additive], y)
+            base_coef, base_intercept = np.asarray(base_fit.coef_, dtype=float), float(base_fit.intercept_)
+        else:
+            base_coef, base_intercept = np.array([a]), b
+        base = np.maximum(X[:, additive] @ base_coef + base_intercept, _MIN_BASE_MS)
         target = np.log(y / base)
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale < 1e-12] = 1.0
@@ -75,6 +87,8 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.calibration_ = np.array([a, b])
+        self.additive_ = additive
+        self.base_coef_, self.base_intercept_ = base_coef, base_intercept
         self.mean_, self.scale_ = mean, scale
         self.coef_, self.intercept_ = np.asarray(ridge.coef_, dtype=float), float(ridge.intercept_)
         self.alpha_ = float(ridge.alpha_)
@@ -130,8 +144,7 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have shape (n, {self.n_features_in_}) (the fitted feature schema), "
                              f"got {X.shape}")
-        a, b = self.calibration_
-        base = np.maximum(self._base(X[:, 0], a, b), _MIN_BASE_MS)
+        base = np.maximum(X[:, self.additive_] @ self.base_coef_ + self.base_intercept_, _MIN_BASE_MS)
         Z = (X - self.mean_) / self.scale_
         pred = base * np.exp(Z @ self.coef_ + self.intercept_)
         if not return_std:
@@ -191,7 +204,12 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
             raise ValueError(f"feature_names_in_ must list {n} strings")
         model.n_features_in_ = n
         model.feature_names_in_ = np.asarray(names, dtype=object)
-        shapes = {"calibration_": (2,), "mean_": (n,), "scale_": (n,), "coef_": (n,),
+        additive = learned["additive_"]
+        if (not isinstance(additive, list) or not additive or additive[0] != 0
+                or not all(isinstance(i, int) and 0 <= i < n for i in additive)):
+            raise ValueError(f"additive_ must list feature columns (0..{n - 1}), starting with 0")
+        model.additive_ = additive
+        shapes = {"calibration_": (2,), "base_coef_": (len(additive),), "mean_": (n,), "scale_": (n,), "coef_": (n,),
                   "boot_coef_": (model.n_bootstrap, n), "boot_intercept_": (model.n_bootstrap,)}
         for name, shape in shapes.items():
             try:
@@ -201,7 +219,7 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
             if not np.isfinite(value).all():
                 raise ValueError(f"{name} holds a non-finite number")
             setattr(model, name, value)
-        for name in ("intercept_", "alpha_"):
+        for name in ("intercept_", "alpha_", "base_intercept_"):
             value = learned[name]
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value):
                 raise ValueError(f"{name} must be a finite number")
@@ -214,6 +232,8 @@ def cross_val_predict(X: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 
     """Out-of-fold predictions of the calibrated LUT sum and of the full model, one pair per row.
 
     Every row is predicted by a model fitted without it (``folds``-fold, seeded shuffle).
+    ``params`` go to :class:`NetworkCostModel` — pass ``feature_names`` so kernel columns form
+    the additive base as they do in the fitted model.
     """
     X, y = NetworkCostModel._check_xy(X, y)
     folds = max(2, min(folds, len(y)))

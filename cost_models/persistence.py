@@ -7,7 +7,8 @@ One file holds everything a model needs to predict, as plain JSON::
                   "feature_schema": [...], "layout_sha256", "training_sha256", "n_train", "created_utc", ...},
      "lut": {"meta": {...}, "entries": {key: {"mean", "std", "count"}}},
      "model": NetworkCostModel.to_dict(),
-     "sha256": hash of the canonical JSON of manifest + lut + model}
+     "kernels": KernelTable.to_dict() or null (spaces with kernel features),
+     "sha256": hash of the canonical JSON of manifest + lut + model + kernels}
 
 Loading parses JSON (``json.loads``: no code runs), checks the format and version,
 the checksum (a hand-edited or truncated file is refused), and the model's own
@@ -30,11 +31,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from cost_models.kernels import KernelTable
 from cost_models.network_model import NetworkCostModel
 from lut.table import Entry, LatencyTable
 
 FORMAT = "hwnas-costmodel"
-VERSION = 1
+VERSION = 2
 
 
 class ModelFileError(ValueError):
@@ -65,7 +67,7 @@ def _canonical(doc: dict[str, Any]) -> bytes:
 
 
 def _checksum(body: dict[str, Any]) -> str:
-    return hashlib.sha256(_canonical({k: body[k] for k in ("manifest", "lut", "model")})).hexdigest()
+    return hashlib.sha256(_canonical({k: body[k] for k in ("manifest", "lut", "model", "kernels")})).hexdigest()
 
 
 def _lut_doc(table: LatencyTable, keys: Sequence[str] | None) -> dict[str, Any]:
@@ -76,8 +78,9 @@ def _lut_doc(table: LatencyTable, keys: Sequence[str] | None) -> dict[str, Any]:
 
 
 def save(path: str | Path, model: NetworkCostModel, table: LatencyTable, manifest: dict[str, Any],
-         keys: Sequence[str] | None = None) -> Path:
-    """Write ``model``, the LUT entries it uses (``keys``; default all) and ``manifest`` atomically.
+         keys: Sequence[str] | None = None, kernels: KernelTable | None = None) -> Path:
+    """Write ``model``, the LUT entries it uses (``keys``; default all), its kernel table (if any)
+    and ``manifest`` atomically.
 
     The manifest gets the library versions, the feature schema and a creation time added.
     """
@@ -85,7 +88,7 @@ def save(path: str | Path, model: NetworkCostModel, table: LatencyTable, manifes
     full = {**manifest, **versions(), "feature_schema": list(model.feature_names_in_),
             "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")}
     body = {"format": FORMAT, "version": VERSION, "manifest": full, "lut": _lut_doc(table, keys),
-            "model": model.to_dict()}
+            "model": model.to_dict(), "kernels": kernels.to_dict() if kernels is not None else None}
     body["sha256"] = _checksum(body)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -106,8 +109,9 @@ def _table(path: Path, doc: Any) -> LatencyTable:
     return LatencyTable(entries, dict(doc["meta"]))
 
 
-def load(path: str | Path) -> tuple[NetworkCostModel, LatencyTable, dict[str, Any]]:
-    """Read a file written by :func:`save`: (model, its LUT, manifest). ModelFileError on any problem."""
+def load(path: str | Path) -> tuple[NetworkCostModel, LatencyTable, KernelTable | None, dict[str, Any]]:
+    """Read a file written by :func:`save`: (model, its LUT, its kernel table or None, manifest).
+    ModelFileError on any problem."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -123,7 +127,7 @@ def load(path: str | Path) -> tuple[NetworkCostModel, LatencyTable, dict[str, An
     if version != VERSION:
         raise ModelFileError(f"{path}: cost-model format version {version!r} is not one this hwnas reads "
                              f"({VERSION}); refit with `hwnas costmodel fit`")
-    missing = [k for k in ("manifest", "lut", "model", "sha256") if k not in body]
+    missing = [k for k in ("manifest", "lut", "model", "kernels", "sha256") if k not in body]
     if missing:
         raise ModelFileError(f"{path}: cost model lacks {', '.join(missing)}")
     try:
@@ -139,7 +143,11 @@ def load(path: str | Path) -> tuple[NetworkCostModel, LatencyTable, dict[str, An
         model = NetworkCostModel.from_dict(body["model"])
     except ValueError as exc:
         raise ModelFileError(f"{path}: bad model section ({exc})") from None
-    return model, _table(path, body["lut"]), body["manifest"]
+    try:
+        kernels = KernelTable.from_dict(body["kernels"]) if body["kernels"] is not None else None
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: bad kernels section ({exc})") from None
+    return model, _table(path, body["lut"]), kernels, body["manifest"]
 
 
 def check_manifest(path: str | Path, manifest: dict[str, Any], model: NetworkCostModel,

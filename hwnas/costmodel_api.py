@@ -15,20 +15,30 @@ construction, so one instance may be queried from many threads at once.
 Models live in ``<workspace>/cost_models/<device>-<backend>-<space>.json``
 (:mod:`cost_models.persistence`: JSON + manifest, no pickle). This module gathers the
 training records from the store and passes plain arrays to ``cost_models``.
+
+For ONNX Runtime devices and a space that can list kernel probes (``nasbench201``),
+the features include the kernel counts of :mod:`cost_models.kernels`, computed once
+per space and onnxruntime version (about a minute) and cached in
+``$XDG_CACHE_HOME/hwnas/kernels/`` (default ``~/.cache``); a saved model carries its
+own copy.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from cost_models import persistence
+from cost_models import kernels as kernel_counts, persistence
 from cost_models.features import FeatureMap, layout_sha256
 from cost_models.network_model import NetworkCostModel
 from hwnas import config as hwconfig, lut_store, spaces
 from hwnas.errors import BadInput
+from hwnas.progress import bar
 from hwnas.spaces import Space
 from hwnas.store import Store
 from lut import nasbench201 as nb201_codec
@@ -142,10 +152,51 @@ def lut_table(store: Store, device: str, backend: str, space: Space) -> LatencyT
                        f"`hwnas profile --device {device} --space {space.name} --what blocks` first") from None
 
 
-def training_set(store: Store, device: str, backend: str, space: Space) -> tuple[FeatureMap, LatencyTable, Networks]:
-    """The compiled features, the LUT and the usable measured networks; BadInput when too few to fit."""
+def cache_dir() -> Path:
+    """hwnas's user cache directory (``$XDG_CACHE_HOME/hwnas``, default ``~/.cache/hwnas``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwnas"
+
+
+def kernel_table(space: Space, backend: str, quiet: bool = False) -> kernel_counts.KernelTable | None:
+    """The kernel table of ``space`` as this host's ONNX Runtime CPU optimiser leaves its graphs, for
+    an ``onnxruntime`` device (None for other backends or spaces without kernel probes); built once
+    per space and runtime version with a progress bar, then read from :func:`cache_dir`."""
+    if backend != "onnxruntime" or not hasattr(space, "kernel_probes"):
+        return None
+    import onnxruntime as ort
+
+    providers = ["CPUExecutionProvider"]
+    key = json.dumps([kernel_counts.TABLE_VERSION, space.name, layout_sha256(space.layout()), ort.__version__,
+                      providers])
+    path = cache_dir() / "kernels" / f"{space.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        try:
+            return kernel_counts.KernelTable.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            pass  # an unreadable cache entry is rebuilt
+    archs = space.enumerate()
+    progress = bar(len(archs), f"kernel table of {space.name} (once per onnxruntime version)", quiet=quiet,
+                   unit="arch")
+    table = kernel_counts.build(archs, space.kernel_probes, space.kernel_radices, providers, progress.update)
+    progress.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(table.to_dict(), separators=(",", ":")), encoding="utf-8")
+    os.replace(tmp, path)
+    return table
+
+
+def feature_map(store: Store, device: str, backend: str, space: Space,
+                quiet: bool = False) -> tuple[FeatureMap, LatencyTable]:
+    """The compiled features of ``space`` on a device (block LUT, kernel table where there is one)."""
     table = lut_table(store, device, backend, space)
-    features = FeatureMap(space.layout(), table)
+    return FeatureMap(space.layout(), table, kernels=kernel_table(space, backend, quiet)), table
+
+
+def training_set(store: Store, device: str, backend: str, space: Space,
+                 quiet: bool = False) -> tuple[FeatureMap, LatencyTable, Networks]:
+    """The compiled features, the LUT and the usable measured networks; BadInput when too few to fit."""
+    features, table = feature_map(store, device, backend, space, quiet)
     nets = networks(store, device, backend, space, features)
     if len(nets.archs) < MIN_NETWORKS:
         raise BadInput(f"device {device!r} has {len(nets.archs)} measured {space.name} network(s) the LUT covers; "
@@ -169,18 +220,19 @@ def save(cm: CostModel, path: Path, table: LatencyTable, archs: Sequence[str], l
     full = {**manifest, "space": cm.space.name, "layout_sha256": layout_sha256(cm.features.layout),
             "training_sha256": persistence.data_sha256(list(zip(archs, latency_ms))), "n_train": len(archs)}
     cm.manifest = full
-    return persistence.save(path, cm.model, table, full, keys=sorted(cm.features.layout.keys() | {BASELINE}))
+    return persistence.save(path, cm.model, table, full, keys=sorted(cm.features.layout.keys() | {BASELINE}),
+                            kernels=cm.features.kernels)
 
 
 def load(path: str | Path, space_name: str, device: str | None = None, backend: str | None = None) -> CostModel:
     """Load a saved model and check it against the current space definition (BadInput on any mismatch)."""
     space = spaces.get(space_name)
     try:
-        model, table, manifest = persistence.load(path)
+        model, table, kernels, manifest = persistence.load(path)
         layout = space.layout()
         expect = {"space": space.name, "layout_sha256": layout_sha256(layout)}
         expect.update({k: v for k, v in (("device", device), ("backend", backend)) if v is not None})
-        features = FeatureMap(layout, table)
+        features = FeatureMap(layout, table, kernels=kernels)
         persistence.check_manifest(path, manifest, model, features.schema, expect)
     except persistence.ModelFileError as exc:
         raise BadInput(str(exc)) from None

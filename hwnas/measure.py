@@ -9,8 +9,8 @@ sessions is stored as its uncertainty. Each finished item is stored at once.
 Drift: the agent times a reference kernel — a small fixed conv in the device's
 runtime — around every session and compares it with the device's baseline: the
 median of the probes stored with this device's recent measurements (same agent
-version and kernel), so a run that is slow as a whole (a
-busy co-tenant, a throttled clock) is caught, not just a change within one run.
+version and kernel), so a run that is slow as a whole (a busy co-tenant, a
+throttled clock) is caught, not just a change within one run.
 A session taken under drift is measured again, up to ``drift_retries`` extra
 sessions per item, and an item's latency uses only its sessions without drift
 when it has any (all sessions stay in the stored stats and raw samples).
@@ -34,7 +34,7 @@ from hwnas.store import Measurement, Store
 CHUNK = 16
 MIN_BASELINE_PROBES = 10
 PROBE_MODEL = (16, 16, 28, 0)
-"""The drift probe: conv 3x3 16->16 on 28x28 (about 27 µs on the CI machine), weights seed 0."""
+"""The drift probe: conv 3x3 16->16 on 28x28 (about 27 µs on a 2-core EPYC VM), weights seed 0."""
 
 
 @dataclass(frozen=True)

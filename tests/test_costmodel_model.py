@@ -101,7 +101,7 @@ def test_save_load_round_trip_is_exact(tmp_path):
     _, fmap, _, X, y = synthetic_data()
     model = NetworkCostModel(feature_names=fmap.schema).fit(X, y)
     path = _save(tmp_path, model, fmap)
-    loaded, table, manifest = persistence.load(path)
+    loaded, table, _, manifest = persistence.load(path)
     persistence.check_manifest(path, manifest, loaded, fmap.schema, {"space": "nasbench201"})
     assert np.array_equal(loaded.predict(X), model.predict(X))
     assert all(np.array_equal(a, b) for a, b in zip(loaded.predict(X, True), model.predict(X, True)))
@@ -126,7 +126,7 @@ def test_tampered_unknown_version_and_mismatched_files_are_refused(tmp_path):
     with pytest.raises(persistence.ModelFileError, match="not a JSON cost model"):
         persistence.load(path)
     path = _save(tmp_path, NetworkCostModel(feature_names=fmap.schema, n_bootstrap=2).fit(X, y), fmap)
-    model, _, manifest = persistence.load(path)
+    model, _, _, manifest = persistence.load(path)
     with pytest.raises(persistence.ModelFileError, match="feature schema mismatch at column 1"):
         persistence.check_manifest(path, manifest, model, ["lut_sum", "share:new_op@16", *fmap.schema[2:]], {})
     with pytest.raises(persistence.ModelFileError, match="manifest space"):
@@ -138,6 +138,6 @@ def test_tampered_unknown_version_and_mismatched_files_are_refused(tmp_path):
 def test_round_trip_property(tmp_path_factory, seed, n_bootstrap):
     _, fmap, _, X, y = synthetic_data(40, seed)
     model = NetworkCostModel(feature_names=fmap.schema, n_bootstrap=n_bootstrap, random_state=seed).fit(X, y)
-    loaded, _, _ = persistence.load(_save(tmp_path_factory.mktemp("rt"), model, fmap))
+    loaded, _, _, _ = persistence.load(_save(tmp_path_factory.mktemp("rt"), model, fmap))
     assert loaded.get_params() == model.get_params()
     assert np.array_equal(loaded.predict(X, return_std=True)[1], model.predict(X, return_std=True)[1])

@@ -131,12 +131,12 @@ def _spaces(args: argparse.Namespace, st, device) -> list[str]:
     return found
 
 
-def _fit_and_save(reg, device, st, space_name: str, seed: int = 0) -> dict:
+def _fit_and_save(reg, device, st, space_name: str, seed: int = 0, quiet: bool = False) -> dict:
     from hwnas import costmodel_api as api, spaces
     from cost_models.metrics import summary
 
     space = spaces.get(space_name)
-    features, table, nets = api.training_set(st, device.name, device.backend, space)
+    features, table, nets = api.training_set(st, device.name, device.backend, space, quiet)
     cm = api.fit(space, features, nets.archs, nets.latency_ms, seed=seed)
     path = api.save(cm, api.model_path(reg.workspace, device.name, device.backend, space.name), table,
                     nets.archs, nets.latency_ms, device=device.name, backend=device.backend, kind=device.kind,
@@ -152,7 +152,7 @@ def _fit_and_save(reg, device, st, space_name: str, seed: int = 0) -> dict:
 def run_fit(args: argparse.Namespace) -> int:
     """Fit and save one model per space; BadInput names the profile command when data is missing."""
     reg, device, st = _context(args)
-    results = [_fit_and_save(reg, device, st, name) for name in _spaces(args, st, device)]
+    results = [_fit_and_save(reg, device, st, name, quiet=args.json) for name in _spaces(args, st, device)]
     if args.json:
         print_json(results)
     else:
@@ -177,9 +177,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     results = []
     for name in _spaces(args, st, device):
         space = spaces.get(name)
-        features, _, nets = api.training_set(st, device.name, device.backend, space)
+        features, _, nets = api.training_set(st, device.name, device.backend, space, args.json)
         X = features.transform(space.encode(nets.archs))
-        calibrated, model = cross_val_predict(X, nets.latency_ms, folds=args.folds)
+        calibrated, model = cross_val_predict(X, nets.latency_ms, folds=args.folds, feature_names=features.schema)
         y = nets.latency_ms
         results.append({"device": device.name, "backend": device.backend, "space": name, "networks": len(y),
                         "folds": min(args.folds, len(y)),
@@ -228,7 +228,7 @@ def run_refine(args: argparse.Namespace) -> int:
     bad = [r for r in args.resolution or [] if r not in space.resolutions]
     if bad:
         raise BadInput(f"--resolution {bad[0]} is not a resolution of space {space.name}")
-    features, _, nets = api.training_set(st, device.name, device.backend, space)
+    features, _, nets = api.training_set(st, device.name, device.backend, space, args.json)
     cm = api.fit(space, features, nets.archs, nets.latency_ms, seed=args.seed)
     measured = set(nets.archs)
     pool = [a for a in sweep.sample_archs(space, args.pool, args.seed, args.resolution) if a not in measured]
@@ -252,7 +252,7 @@ def run_refine(args: argparse.Namespace) -> int:
               "measured": len(done), "error": next((r.error for r in reports if r.error), None),
               "chosen": rows, "prediction_before_refit": before}
     if done:
-        result["refit"] = _fit_and_save(reg, device, st, space.name, seed=args.seed)
+        result["refit"] = _fit_and_save(reg, device, st, space.name, seed=args.seed, quiet=args.json)
     if args.json:
         print_json(result)
     else:

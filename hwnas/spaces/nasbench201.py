@@ -144,6 +144,28 @@ class NasBench201Space(Space):
             nodes.append(value)
         return nodes[3]
 
+    kernel_radices = (len(codec.OPS) ** 5, len(codec.OPS) ** 3, 1)
+    """Row of an architecture in a kernel table: its LUT codes as one base-5 number (enumeration order)."""
+
+    def kernel_probes(self, archs: Sequence[str]) -> tuple[onnx.ModelProto, list[list[str]]]:
+        """One graph holding, per architecture, a lone cell and two cells in a row (stage-0 channels,
+        8x8 pixels: shapes do not change the optimiser's rewrites), each on its own input; returns
+        it with each architecture's ``[one_cell_output, two_cell_output]``
+        (:func:`cost_models.kernels.build`)."""
+        g = builders.Graph(builders.seed_of(f"{self.name}:kernel-probes"))
+        shape = (1, CHANNELS[0], 8, 8)
+        outputs = []
+        for i, arch in enumerate(archs):
+            ops = codec.parse_arch(arch)
+            names = []
+            for cells in (1, 2):
+                x = g.input(shape, f"a{i}_c{cells}_in")
+                for _ in range(cells):
+                    x = self._cell(g, ops, 0, x)
+                names.append(x)
+            outputs.append(names)
+        return g.model([(x, shape) for pair in outputs for x in pair], f"{self.name}:kernel-probes"), outputs
+
     def onnx_model(self, arch: str) -> onnx.ModelProto:
         """The CIFAR network graph: input (1, 3, 32, 32), 10 logits."""
         arch = self.check(arch)
