@@ -109,7 +109,7 @@ class KernelTable:
 
     def __init__(self, columns: Sequence[str], counts: np.ndarray, radices: Sequence[int],
                  meta: dict[str, Any]) -> None:
-        counts = np.asarray(counts, dtype=np.float64)
+        counts = np.array(counts, dtype=np.float64)  # a private copy, frozen below
         if counts.ndim != 2 or counts.shape[1] != len(columns):
             raise ValueError(f"kernel counts must be (rows, {len(columns)}), got {counts.shape}")
         self.columns = tuple(columns)
