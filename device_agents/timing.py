@@ -90,8 +90,8 @@ class ReferenceKernel:
     """A fixed kernel timed around every measurement to detect drift.
 
     By default a single-threaded 96x96 numpy matmul (``numpy:matmul96``); given ``run``
-    (e.g. a small fixed conv in the device's own runtime, which tracks what slows
-    the measured models far better than a BLAS call does) that callable instead.
+    (e.g. a small fixed conv in the device's own runtime: the measured models' own code
+    path) that callable instead.
     Its running baseline is the median of every probe this agent process has taken.
     """
 
