@@ -199,8 +199,9 @@ class FeatureMap:
             safe = np.maximum(total, 1e-9)[:, None]
             block[:, 1:1 + n_groups] = raw[:, :n_groups] / safe
             block[:, 1 + n_groups:1 + 2 * n_groups] = raw[:, n_groups:2 * n_groups]
-            block[:, 1 + 2 * n_groups] = np.log(safe[:, 0])
-            block[:, 2 + 2 * n_groups:2 + 2 * n_groups + len(_TOTALS)] = np.log(np.maximum(raw[:, 2 * n_groups:], 1e-9))
+            totals = 2 + 2 * n_groups  # first column of the logs of MACs, params, activations
+            block[:, totals - 1] = np.log(safe[:, 0])
+            block[:, totals:totals + len(_TOTALS)] = np.log(np.maximum(raw[:, 2 * n_groups:], 1e-9))
             if self.kernels is not None:
-                block[:, 2 + 2 * n_groups + len(_TOTALS):] = self.kernels.lookup(chunk)
+                block[:, totals + len(_TOTALS):] = self.kernels.lookup(chunk)
         return out

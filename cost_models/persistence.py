@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from datetime import datetime, timezone
 from importlib import metadata
@@ -33,6 +32,7 @@ import numpy as np
 
 from cost_models.kernels import KernelTable
 from cost_models.network_model import NetworkCostModel
+from lut.formats import write_text_atomic
 from lut.table import Entry, LatencyTable
 
 FORMAT = "hwnas-costmodel"
@@ -90,10 +90,7 @@ def save(path: str | Path, model: NetworkCostModel, table: LatencyTable, manifes
     body = {"format": FORMAT, "version": VERSION, "manifest": full, "lut": _lut_doc(table, keys),
             "model": model.to_dict(), "kernels": kernels.to_dict() if kernels is not None else None}
     body["sha256"] = _checksum(body)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(body, indent=1, allow_nan=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(body, indent=1, allow_nan=False) + "\n")
     return path
 
 

@@ -42,6 +42,7 @@ from hwnas.progress import bar
 from hwnas.spaces import Space
 from hwnas.store import Store
 from lut import nasbench201 as nb201_codec
+from lut.formats import write_text_atomic
 from lut.table import BASELINE, LatencyTable
 
 MIN_NETWORKS = 8
@@ -161,7 +162,7 @@ def kernel_table(space: Space, backend: str, quiet: bool = False) -> kernel_coun
     """The kernel table of ``space`` as this host's ONNX Runtime CPU optimiser leaves its graphs, for
     an ``onnxruntime`` device (None for other backends or spaces without kernel probes); built once
     per space and runtime version with a progress bar, then read from :func:`cache_dir`."""
-    if backend != "onnxruntime" or not hasattr(space, "kernel_probes"):
+    if backend != "onnxruntime" or space.kernel_radices is None:
         return None
     import onnxruntime as ort
 
@@ -179,10 +180,7 @@ def kernel_table(space: Space, backend: str, quiet: bool = False) -> kernel_coun
                    unit="arch")
     table = kernel_counts.build(archs, space.kernel_probes, space.kernel_radices, providers, progress.update)
     progress.close()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(table.to_dict(), separators=(",", ":")), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(table.to_dict(), separators=(",", ":")))
     return table
 
 

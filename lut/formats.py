@@ -35,7 +35,8 @@ def _kind(path: Path) -> str:
     return "yaml" if suffix in (".yaml", ".yml") else suffix[1:]
 
 
-def _write(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` through a temporary file and a rename (a file that exists is complete)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -55,16 +56,16 @@ def save(table: LatencyTable, path: str | Path) -> Path:
         doc = {"format": FORMAT, "version": VERSION, "meta": meta,
                "overheads": {s: o.to_dict() for s, o in sorted(table.overheads.items())},
                "entries": _ofa_entries(table)}
-        _write(path, json.dumps(doc, indent=1) + "\n")
+        write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
     elif kind == "csv":
         rows = [["key", "count", "mean_ms", "std_ms", *_CSV_META]]
         rows += [[k, e.count, repr(e.mean_ms), repr(e.std_ms), *(meta.get(m, "") for m in _CSV_META)]
                  for k, e in sorted(table.entries.items())]
-        _write(path, _csv_text(rows))
+        write_text_atomic(path, _csv_text(rows))
     else:
         header = "".join(f"# {k}: {json.dumps(v)}\n" for k, v in sorted(meta.items()))
         body = yaml.safe_dump(_ofa_entries(table), sort_keys=True, default_flow_style=False)
-        _write(path, f"# hwnas latency lookup table (OFA style: mean/std in ms)\n{header}{body}")
+        write_text_atomic(path, f"# hwnas latency lookup table (OFA style: mean/std in ms)\n{header}{body}")
     return path
 
 

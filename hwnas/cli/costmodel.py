@@ -63,7 +63,8 @@ def run_transfer(args: argparse.Namespace) -> int:
 
 # -- fit / evaluate / refine: whole-network models of a search space, from the store --------------------------------
 
-def _device_args(p: argparse.ArgumentParser, space_help: str) -> None:
+def _device_args(p: argparse.ArgumentParser,
+                 space_help: str = "search space (default: every space the device has measured networks of)") -> None:
     p.add_argument("--device", required=True, metavar="NAME", help="device whose measurements to use")
     p.add_argument("--space", default=None, help=space_help)
     add_common(p, json_flag=True)
@@ -75,7 +76,7 @@ def register_fit(commands: argparse._SubParsersAction) -> None:
         "fit", help="fit a whole-network latency model from the stored block LUT and measured networks",
         description="Fit LUT-sum + learned residual per space and save it (JSON + manifest) under "
                     "<workspace>/cost_models/.")
-    _device_args(p, "search space (default: every space the device has measured networks of)")
+    _device_args(p)
     p.set_defaults(func=run_fit)
 
 
@@ -85,7 +86,7 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
         "evaluate", help="±5%%/±10%% accuracy, RMSPE, Kendall τ, Spearman ρ on held-out measured networks",
         description="K-fold cross-validation on the stored networks: every network is predicted by a model "
                     "fitted without it; the plain and the calibrated LUT sum are scored alongside.")
-    _device_args(p, "search space (default: every space the device has measured networks of)")
+    _device_args(p)
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
     p.set_defaults(func=run_evaluate)
 

@@ -34,6 +34,13 @@ class Space(ABC):
     name: str
     default_resolutions: tuple[int, ...]
     resolutions: tuple[int, ...]
+    kernel_radices: tuple[int, ...] | None = None
+    """Set by spaces whose architectures can be enumerated for a kernel table (with
+    :meth:`kernel_probes`): an architecture's row is ``codes[:, 1:] @ kernel_radices``."""
+
+    def kernel_probes(self, archs: Sequence[str]) -> tuple[onnx.ModelProto, list[list[str]]]:
+        """Probe graphs for :func:`cost_models.kernels.build`; only spaces with ``kernel_radices``."""
+        raise NotImplementedError(f"space {self.name} has no kernel probes")
 
     @abstractmethod
     def sample(self, n: int, rng: np.random.Generator) -> list[str]:
