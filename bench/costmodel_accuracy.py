@@ -17,11 +17,16 @@ per-session medians) and how often one fresh session lands within ±5% / ±10% o
 stored value ("as good as re-measuring"). Default measurement settings (3 sessions).
 ``--remeasure`` measures the space's blocks and networks once more (e.g. when the
 machine was busy during the first run), in ``--sessions`` sessions each (default: the
-device's setting); the newest measurement of each is used. Besides the fixed split,
+device's setting), interleaved over ``--interleave`` items (default: all of them, so every
+item's sessions are spread over the whole run and the machine's slow wander averages out);
+the newest measurement of each is used. That wander shows as the lag-1 autocorrelation of
+the cross-validated residuals in the order networks were stored (``residual_autocorr_in_time``:
+0 when labels carry no time-correlated error; not defined when one window spans the run). Besides the fixed split,
 the cost model is scored by 5-fold cross-validation over all measured networks.
 Writes ``bench/results/costmodel_accuracy.json``.
 
-    python -m bench.costmodel_accuracy [--space nasbench201] [--device local] [--remeasure]
+    python -m bench.costmodel_accuracy [--space nasbench201] [--device local]
+                                       [--remeasure [--sessions N] [--interleave N]]
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import argparse
 import json
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,23 +79,37 @@ def _remeasure(rows) -> dict[str, float]:
     return {"sessions": int(e.size), "within_5": float(np.mean(e <= 0.05)), "within_10": float(np.mean(e <= 0.10))}
 
 
-def remeasure(reg, device, space, archs: list[str], resolution: int | None, sessions: int | None) -> float:
-    """Measure the space's blocks and ``archs`` once more, interleaved (a fresh run), in ``sessions``
-    sessions each; returns the wall seconds."""
-    start = time.perf_counter()
+def remeasure(reg, device, space, archs: list[str], resolution: int | None, sessions: int | None,
+              interleave: int | None) -> int:
+    """Measure the space's blocks and ``archs`` once more (a fresh run) in ``sessions`` sessions
+    each, interleaved over ``interleave`` items (``None``: all); returns the window used."""
     needs = block_needs(space, [resolution] if resolution else None, reg.workspace)
     needs += network_needs(space, archs, reg.workspace)
     items = [needs[i].to_item() for i in np.random.default_rng(SEED).permutation(len(needs))]
+    window = interleave or len(items)
+    device = device.model_copy(update={"measurement": device.measurement.model_copy(update={"interleave": window})})
     store = Store(reg.workspace)
     [outcome] = fleet.run(reg, [device], lambda dev, client: measure_items(dev, client, store, items, run_id(),
                                                                                  sessions=sessions))
     if outcome.error:
         raise SystemExit(f"re-measuring failed: {outcome.error}")
-    return time.perf_counter() - start
+    return window
+
+
+def _time_autocorr(rows: list, errors: np.ndarray) -> float | None:
+    """Lag-1 autocorrelation of relative errors, ordered by when each network was stored.
+
+    ``None`` when every network was stored within a few seconds — at the end of one
+    interleave window spanning the whole run — so no network has a time of its own."""
+    stored = [datetime.fromisoformat(m.created_utc.replace("Z", "+00:00")).timestamp() for m in rows]
+    if max(stored) - min(stored) < 5.0:
+        return None
+    e = errors[np.argsort(stored, kind="stable")]
+    return float(np.corrcoef(e[:-1], e[1:])[0, 1])
 
 
 def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False,
-             sessions: int | None = None) -> dict[str, Any]:
+             sessions: int | None = None, interleave: int | None = None) -> dict[str, Any]:
     """Profile (resumably; ``again``: re-measure everything), fit on the training networks, score the held-out."""
     plan = PLAN[space_name]
     reg = config.load(cfg)
@@ -101,8 +121,7 @@ def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False,
     hwnas(*base, "--what", "blocks", *res)
     hwnas(*base, "--what", "networks", "--num", str(plan["num"]), "--seed", str(SEED), *res)
     archs = sample_archs(space, plan["num"], SEED, [plan["resolution"]] if plan["resolution"] else None)
-    if again:
-        remeasure(reg, device, space, archs, plan["resolution"], sessions)
+    window = remeasure(reg, device, space, archs, plan["resolution"], sessions, interleave) if again else None
     profile_wall = time.perf_counter() - start
 
     store = Store(reg.workspace)
@@ -122,6 +141,7 @@ def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False,
     X = cm.feature_matrix(held)
     pred, std = cm.predict(held, return_std=True)
     calibrated = cm.model.calibrated_lut(X)
+    cv_pred = cross_val_predict(cm.feature_matrix(archs), y_all, folds=5, feature_names=features.schema)[1]
     loads = [rows[a].facts.get("loadavg") for a in archs if rows[a].facts and rows[a].facts.get("loadavg")]
     return {
         "space": space_name, "device": device.name, "backend": device.backend,
@@ -130,8 +150,8 @@ def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False,
         "kernel_features": len(features.kernels.columns) if features.kernels else 0,
         "lut_sum": summary(y, X[:, 0]), "calibrated_lut": summary(y, calibrated), "cost_model": summary(y, pred),
         "cost_model_in_sample": summary(y_train, cm.predict(train)),
-        "cost_model_cv5": summary(y_all, cross_val_predict(cm.feature_matrix(archs), y_all, folds=5,
-                                                                feature_names=features.schema)[1]),
+        "cost_model_cv5": summary(y_all, cv_pred),
+        "residual_autocorr_in_time": _time_autocorr([rows[a] for a in archs], y_all / cv_pred - 1),
         "calibration": {"a": float(cm.model.calibration_[0]), "b_ms": float(cm.model.calibration_[1])},
         "ridge_alpha": cm.model.alpha_, "fit_seconds": fit_s,
         "uncertainty_vs_error_spearman": spearman_rho(np.abs(pred - y) / y, std / pred),
@@ -142,8 +162,9 @@ def evaluate(cfg: Path, device_name: str, space_name: str, again: bool = False,
         "measured_ms": {"min": float(y.min()), "median": float(np.median(y)), "max": float(y.max())},
         "loadavg_1min_at_agent_starts": sorted({float(v[0]) for v in loads}),
         "profile_wall_s_this_run": profile_wall, "remeasured_this_run": again,
+        "remeasure_interleave_items": window,
         "measurement_sessions_per_network": sorted({rows[a].sessions for a in archs}),
-        "measured_utc": [min(rows[a].created_utc for a in archs), max(rows[a].created_utc for a in archs)],
+        "stored_utc": [min(rows[a].created_utc for a in archs), max(rows[a].created_utc for a in archs)],
         "raw": {"heldout_archs": held, "measured_ms": y.tolist(), "lut_sum_ms": X[:, 0].tolist(),
                 "calibrated_lut_ms": calibrated.tolist(), "predicted_ms": pred.tolist(), "std_ms": std.tolist(),
                 "session_spread": spread.tolist()},
@@ -162,6 +183,7 @@ def main() -> None:
     parser.add_argument("--space", action="append", choices=sorted(PLAN), help="default: both")
     parser.add_argument("--remeasure", action="store_true", help="measure blocks and networks once more")
     parser.add_argument("--sessions", type=int, help="sessions per item when re-measuring (default: the device's)")
+    parser.add_argument("--interleave", type=int, help="items per interleave window when re-measuring (default: all)")
     args = parser.parse_args()
     cfg = workspace_config()
     start = time.perf_counter()
@@ -174,7 +196,7 @@ def main() -> None:
                            "spaces": kept}
     for name in args.space or ["nasbench201", "mbv3"]:
         before = machine()
-        r = evaluate(cfg, args.device, name, args.remeasure, args.sessions)
+        r = evaluate(cfg, args.device, name, args.remeasure, args.sessions, args.interleave)
         out["spaces"][name] = r = {**r, "machine": {**before, "loadavg_after": os.getloadavg()}}
         noise = r["noise_floor"]
         print(f"\n{name} on {r['device']}: trained on {r['train_networks']}, scored on {r['heldout_networks']} "
@@ -183,6 +205,9 @@ def main() -> None:
         print(_line("calibrated LUT", r["calibrated_lut"]))
         print(_line("cost model", r["cost_model"]))
         print(_line("  5-fold CV", r["cost_model_cv5"]))
+        drift = r["residual_autocorr_in_time"]
+        print("  label drift     lag-1 autocorrelation of CV residuals in measurement order "
+              + (f"{drift:.2f}" if drift is not None else "n/a (every network's sessions span the whole run)"))
         remeasure = noise["single_session_vs_stored"]
         print(f"  noise floor     session spread median {noise['median_session_spread']:.1%}, p90 "
               f"{noise['p90_session_spread']:.1%}; one fresh session within ±5% {remeasure['within_5']:.1%}, "

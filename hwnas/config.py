@@ -130,6 +130,7 @@ class MeasurementConfig(_Strict):
     drift_threshold: float = Field(0.10, gt=0)
     sessions: int = Field(3, ge=1)
     drift_retries: int = Field(2, ge=0)
+    interleave: int = Field(64, ge=1)
     timeout_s: float = Field(300.0, gt=0)
 
 

@@ -1,10 +1,13 @@
 """Measuring models on one device: validate, ship by hash, time in several interleaved sessions, store.
 
 A measurement spans ``sessions`` fresh runtime sessions. Items are measured in
-chunks; within a chunk every item gets session 1, then every item session 2, and
-so on, so drift and session-to-session variance do not line up with one item.
+windows of ``measurement.interleave`` items; within a window every item gets
+session 1, then every item session 2, and so on, so drift and session-to-session
+variance do not line up with one item. A machine's speed also wanders slowly (a few
+percent over minutes on a shared VM): the wider the window, the more of that wander an
+item's sessions average out, at the price of results being stored a window at a time.
 An item's latency is the median of its session medians; the spread between
-sessions is stored as its uncertainty. Each finished item is stored at once.
+sessions is stored as its uncertainty. Each window's items are stored as they finish.
 
 Drift: the agent times a reference kernel — a small fixed conv in the device's
 runtime — around every session and compares it with the device's baseline: the
@@ -31,7 +34,6 @@ from hwnas.errors import BadInput
 from hwnas.operators import conv_relu
 from hwnas.store import Measurement, Store
 
-CHUNK = 16
 MIN_BASELINE_PROBES = 10
 PROBE_MODEL = (16, 16, 28, 0)
 """The drift probe: conv 3x3 16->16 on 28x28 (about 27 µs on a 2-core EPYC VM), weights seed 0."""
@@ -111,7 +113,7 @@ def drift_settings(store: Store, device: str, client: AgentClient) -> dict[str, 
 
 def _passes(pending: list[Item], rng: random.Random) -> list[list[Item]]:
     """``pending`` (an item once per session it needs) as session passes: pass ``i`` holds every
-    item that needs an ``i``-th session, shuffled, so an item's sessions are spread over the chunk."""
+    item that needs an ``i``-th session, shuffled, so an item's sessions are spread over its window."""
     passes: list[list[Item]] = []
     seen: dict[str, int] = {}
     for item in pending:
@@ -194,6 +196,9 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
                   per_node: bool = False) -> list[Measurement]:
     """Measure items on a started agent, ``sessions`` interleaved sessions each; store each result.
 
+    Items are taken ``device.measurement.interleave`` at a time; an item's sessions are
+    spread over its window (see the module docstring).
+
     With ``per_node``, ONNX models also get ONNX Runtime's per-node times stored with the result.
 
     Items already stored under this run's request key are skipped (a resumed run); the
@@ -207,27 +212,28 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
     items = [item for item in items if not store.count(request_key=keys[item.signature])]
     timed = {**settings, **drift_settings(store, device.name, client)}
     done: list[Measurement] = []
-    for start in range(0, len(items), CHUNK):
-        chunk = items[start:start + CHUNK]
+    window = device.measurement.interleave
+    for start in range(0, len(items), window):
+        batch = items[start:start + window]
         shas = {}
         fields: dict[str, dict[str, Any]] = {}
         formats: dict[str, str] = {}
-        for item in chunk:
+        for item in batch:
             path, fmt = artifact(device, item, store.path.parent)
             shas[item.signature] = client.load(path, fmt)
             fields[item.signature] = artifact_fields(client, item, fmt)
             formats[item.signature] = fmt
-        results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in chunk}
-        pending = [item for _ in range(sessions) for item in chunk]
+        results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in batch}
+        pending = [item for _ in range(sessions) for item in batch]
         for _ in range(1 + device.measurement.drift_retries):
             for order in _passes(pending, rng):
                 for item in order:
                     sig = item.signature
                     results[sig].append(client.measure(shas[sig], timed, device.backend, **fields[sig]))
             # one more session for every item short of `sessions` sessions taken without drift
-            pending = [item for item in chunk
+            pending = [item for item in batch
                        if sum(not r["drift"] for r in results[item.signature]) < sessions]
-        for item in chunk:
+        for item in batch:
             measurement = combine(device, client, item, results[item.signature], keys[item.signature])
             nodes = (client.profile(shas[item.signature], settings)["nodes"]
                      if per_node and formats[item.signature] == "onnx" else None)

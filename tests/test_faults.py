@@ -21,7 +21,10 @@ from tests import sshd_harness as harness
 
 pytestmark = pytest.mark.slow
 N = 100
-FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 3, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
+# drift retries off (see tests/helpers.py); small interleave windows, so results are stored
+# while the run goes on and a fault strikes between stored windows
+FAST = ("{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 3, drift_threshold: 1000, "
+        "interleave: 4}")
 
 
 @pytest.fixture(scope="module")

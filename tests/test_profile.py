@@ -14,7 +14,10 @@ from hwnas.store import Store
 from lut.table import BASELINE
 from tests.helpers import local_config
 
-FAST = "{warmup_ms: 2, repeat: 3, min_repeat_ms: 1, sessions: 2, timeout_s: 60, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
+# drift retries off (see tests/helpers.py); small interleave windows, so results are stored
+# while the run goes on and a fault strikes between stored windows
+FAST = ("{warmup_ms: 2, repeat: 3, min_repeat_ms: 1, sessions: 2, timeout_s: 60, drift_threshold: 1000, "
+        "interleave: 4}")
 
 
 def _json(args, capsys):
