@@ -193,13 +193,16 @@ def artifact_fields(client: AgentClient, item: Item, fmt: str) -> dict[str, Any]
 def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items: Iterable[Item],
                   run_id: str, sessions: int | None = None, seed: int = 0,
                   on_done: Callable[[Item, Measurement], None] | None = None,
-                  per_node: bool = False) -> list[Measurement]:
+                  per_node: bool = False,
+                  on_session: Callable[[int, int], None] | None = None) -> list[Measurement]:
     """Measure items on a started agent, ``sessions`` interleaved sessions each; store each result.
 
     Items are taken ``device.measurement.interleave`` at a time; an item's sessions are
     spread over its window (see the module docstring).
 
     With ``per_node``, ONNX models also get ONNX Runtime's per-node times stored with the result.
+    ``on_done(item, measurement)`` follows each stored item; ``on_session(taken, planned)``
+    each session, counting the sessions of the current window (drift retries extend the plan).
 
     Items already stored under this run's request key are skipped (a resumed run); the
     returned list holds only what this call measured."""
@@ -225,14 +228,19 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
             formats[item.signature] = fmt
         results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in batch}
         pending = [item for _ in range(sessions) for item in batch]
+        taken, planned = 0, len(pending)
         for _ in range(1 + device.measurement.drift_retries):
             for order in _passes(pending, rng):
                 for item in order:
                     sig = item.signature
                     results[sig].append(client.measure(shas[sig], timed, device.backend, **fields[sig]))
+                    taken += 1
+                    if on_session:
+                        on_session(taken, planned)
             # one more session for every item short of `sessions` sessions taken without drift
             pending = [item for item in batch
                        if sum(not r["drift"] for r in results[item.signature]) < sessions]
+            planned += len(pending)
         for item in batch:
             measurement = combine(device, client, item, results[item.signature], keys[item.signature])
             nodes = (client.profile(shas[item.signature], settings)["nodes"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from tqdm import tqdm
 
@@ -11,3 +11,11 @@ def bar(total: int | None, desc: str, quiet: bool = False, **kwargs: Any) -> tqd
     """A tqdm bar on stderr that appears after 1 s, with ETA; disabled when ``quiet``."""
     return tqdm(total=total, desc=desc, file=sys.stderr, delay=1.0, disable=quiet,
                 dynamic_ncols=True, leave=False, **kwargs)
+
+
+def window_sessions(progress: tqdm) -> Callable[[int, int], None]:
+    """A measurement ``on_session`` callback that shows, after a bar counting finished items,
+    how far the current interleave window has got (its items finish together at its end)."""
+    def show(taken: int, planned: int) -> None:
+        progress.set_postfix_str(f"window: session {taken}/{planned}", refresh=True)
+    return show

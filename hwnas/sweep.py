@@ -27,7 +27,7 @@ from hwnas.agent_client import file_sha256
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput
 from hwnas.measure import Item, measure_items
-from hwnas.progress import bar
+from hwnas.progress import bar, window_sessions
 from hwnas.spaces import Space
 from hwnas.store import Store
 from lut import builders
@@ -144,7 +144,8 @@ def run(registry: Registry, devices: Sequence[DeviceConfig], store: Store, needs
         mine = {n.signature for n in pending[device.name]}
         todo = [items[needs[i].signature] for i in order if needs[i].signature in mine]
         done = measure_items(device, client, store, todo, run_id, sessions=sessions, seed=seed, per_node=per_node,
-                             on_done=lambda item, m: bars[device.name].update(1))
+                             on_done=lambda item, m: bars[device.name].update(1),
+                             on_session=window_sessions(bars[device.name]))
         return [m.signature for m in done]
 
     active = [d for d in devices if pending[d.name]]

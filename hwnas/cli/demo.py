@@ -11,7 +11,7 @@ from hwnas.cli.devices import check_one
 from hwnas.errors import DeviceFailure
 from hwnas.measure import Item, check_onnx, measure_items
 from hwnas.output import print_json, print_table
-from hwnas.progress import bar
+from hwnas.progress import bar, window_sessions
 
 log = logging.getLogger("hwnas")
 
@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         progress.update(1)
 
     rid = run_id()
-    outcome = fleet.run(reg, [device], lambda d, client: measure_items(d, client, st, items, rid, on_done=done),
+    outcome = fleet.run(reg, [device], lambda d, client: measure_items(d, client, st, items, rid, on_done=done,
+                                                                    on_session=window_sessions(progress)),
                         store=st)[0]
     progress.close()
     if outcome.error:

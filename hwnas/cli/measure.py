@@ -10,7 +10,7 @@ from hwnas.cli.common import registry, run_id, store
 from hwnas import fleet
 from hwnas.measure import measure_items, model_item
 from hwnas.output import print_json, print_table
-from hwnas.progress import bar
+from hwnas.progress import bar, window_sessions
 
 log = logging.getLogger("hwnas")
 
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     def work(device, client):  # called again after a fault: measure_items resumes where the run left off
         measure_items(device, client, st, items, rid, sessions=args.sessions,
-                      on_done=lambda item, m: done(device.name, item, m))
+                      on_done=lambda item, m: done(device.name, item, m),
+                      on_session=window_sessions(bars[device.name]))
 
     try:
         outcomes = fleet.run(reg, devices, work, store=st)
