@@ -17,5 +17,9 @@ def window_sessions(progress: tqdm) -> Callable[[int, int], None]:
     """A measurement ``on_session`` callback that shows, after a bar counting finished items,
     how far the current interleave window has got (its items finish together at its end)."""
     def show(taken: int, planned: int) -> None:
-        progress.set_postfix_str(f"window: session {taken}/{planned}", refresh=True)
+        if progress.disable:
+            return
+        progress.set_postfix_str(f"window: session {taken}/{planned}", refresh=False)
+        if progress.format_dict["elapsed"] >= progress.delay:  # the bar's own 1 s delay holds
+            progress.refresh()
     return show
