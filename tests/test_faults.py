@@ -126,7 +126,7 @@ def test_namespace_link_down_for_five_seconds(tmp_path, netns_ok, models):
         cfg = write_config(tmp_path, harness.ssh_device_yaml("dev", server, workdir, slow))
         proc = start_measure(cfg, ["dev"], models)
         wait_for(lambda: stored(tmp_path, "dev") >= 30, 120, proc)
-        # results are stored per chunk of 16; the next chunk first uploads its models over SFTP (which
+        # results are stored per window of 4; the next window first uploads its models over SFTP (which
         # rides out a 5 s outage within its own timeout), so pull the link once measuring is under way
         time.sleep(1.0)
         ns.link(up=False)
@@ -142,7 +142,7 @@ def test_namespace_link_down_for_five_seconds(tmp_path, netns_ok, models):
 
 
 def test_agent_frozen_past_its_timeout(tmp_path, ssh_server, models):
-    """Every agent of 'frozen' gets SIGSTOPped once it has stored a chunk: it is marked unhealthy, 'steady' finishes."""
+    """Every agent of 'frozen' gets SIGSTOPped once it has stored a window: it is marked unhealthy, 'steady' finishes."""
     frozen_dir, steady_dir = tmp_path / "frozen", tmp_path / "steady"
     cfg = write_config(tmp_path, harness.ssh_device_yaml("frozen", ssh_server, frozen_dir, FAST),
                        harness.ssh_device_yaml("steady", ssh_server, steady_dir, FAST))
