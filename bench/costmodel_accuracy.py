@@ -21,8 +21,9 @@ device's setting), interleaved over ``--interleave`` items (default: all of them
 item's sessions are spread over the whole run and the machine's slow wander averages out);
 the newest measurement of each is used. That wander shows as the lag-1 autocorrelation of
 the cross-validated residuals in the order networks were stored (``residual_autocorr_in_time``:
-0 when labels carry no time-correlated error; not defined when one window spans the run). Besides the fixed split,
-the cost model is scored by 5-fold cross-validation over all measured networks.
+0 when labels carry no time-correlated error; not defined when one window spans the run).
+Besides the fixed split, the cost model is scored by 5-fold cross-validation over all
+measured networks.
 Writes ``bench/results/costmodel_accuracy.json``.
 
     python -m bench.costmodel_accuracy [--space nasbench201] [--device local]

@@ -88,7 +88,7 @@ def ceiling(codes: np.ndarray, y: np.ndarray) -> float:
     return spearman_rho(y, pred)
 
 
-def residual_correlation(codes: np.ndarray, latency: np.ndarray) -> dict[str, float]:
+def residual_correlation(codes: np.ndarray, latency: np.ndarray) -> np.ndarray:
     """Per device, the largest correlation of its least-squares residual with another device's.
 
     Near zero means what the features miss on one device is not seen on any other: no
