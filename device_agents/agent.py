@@ -171,7 +171,7 @@ class Agent:
                 if fmt != "onnx":
                     raise RequestFailed("protocol", "settings.probe_model must name an ONNX model")
                 run, _ = ort_runner.runner(str(path), {"threads": settings.get("threads", 1)})
-                self.probes[sha] = timing.ReferenceKernel(run, f"onnxruntime:{sha[:16]}", calls=10)
+                self.probes[sha] = timing.ReferenceKernel(run, timing.probe_name(sha), calls=10)
         return self.probes[sha]
 
     def profile(self, req: dict[str, Any]) -> dict[str, Any]:

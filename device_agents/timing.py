@@ -86,6 +86,16 @@ def warm_up(run: Callable[[], Any], warmup_ms: float) -> int:
     return calls
 
 
+MATMUL_PROBE = "numpy:matmul96"
+"""Name of the fallback drift probe (a device without ONNX Runtime)."""
+
+
+def probe_name(model_sha: str | None) -> str:
+    """The name results carry for the drift probe: the host's probe model (sha256 ``model_sha``)
+    run in ONNX Runtime, or :data:`MATMUL_PROBE` when ``model_sha`` is None."""
+    return f"onnxruntime:{model_sha[:16]}" if model_sha else MATMUL_PROBE
+
+
 class ReferenceKernel:
     """A fixed kernel timed around every measurement to detect drift.
 
@@ -95,7 +105,7 @@ class ReferenceKernel:
     Its running baseline is the median of every probe this agent process has taken.
     """
 
-    def __init__(self, run: Callable[[], Any] | None = None, name: str = "numpy:matmul96",
+    def __init__(self, run: Callable[[], Any] | None = None, name: str = MATMUL_PROBE,
                  calls: int = 20) -> None:
         if run is None:
             rng = np.random.default_rng(0)

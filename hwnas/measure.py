@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from device_agents.timing import probe_name
 from hwnas.agent_client import AgentClient, file_sha256
 from hwnas.config import DeviceConfig
 from hwnas.errors import BadInput
@@ -103,7 +104,7 @@ def drift_settings(store: Store, device: str, client: AgentClient) -> dict[str, 
         conv_relu(path.with_name(f".probe-{uuid.uuid4().hex}.part"), *PROBE_MODEL).replace(path)
     sha = client.load(path, "onnx")
     has_ort = (client.facts.get("runtimes") or {}).get("onnxruntime") is not None
-    kernel = f"onnxruntime:{sha[:16]}" if has_ort else "numpy:matmul96"
+    kernel = probe_name(sha if has_ort else None)
     probes = store.reference_probes(device, str(client.facts.get("agent", "?")), kernel)
     settings: dict[str, Any] = {"probe_model": sha}
     if len(probes) >= MIN_BASELINE_PROBES:
@@ -229,7 +230,11 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
         results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in batch}
         pending = [item for _ in range(sessions) for item in batch]
         taken, planned = 0, len(pending)
-        for _ in range(1 + device.measurement.drift_retries):
+        for retry in range(1 + device.measurement.drift_retries):
+            if retry:  # one more session for every item short of `sessions` sessions taken without drift
+                pending = [item for item in batch
+                           if sum(not r["drift"] for r in results[item.signature]) < sessions]
+                planned += len(pending)
             for order in _passes(pending, rng):
                 for item in order:
                     sig = item.signature
@@ -237,10 +242,6 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
                     taken += 1
                     if on_session:
                         on_session(taken, planned)
-            # one more session for every item short of `sessions` sessions taken without drift
-            pending = [item for item in batch
-                       if sum(not r["drift"] for r in results[item.signature]) < sessions]
-            planned += len(pending)
         for item in batch:
             measurement = combine(device, client, item, results[item.signature], keys[item.signature])
             nodes = (client.profile(shas[item.signature], settings)["nodes"]
