@@ -1,0 +1,1 @@
+"""Hardware-aware architecture search: accuracy and latency objectives, algorithms, the loop."""
