@@ -248,6 +248,165 @@ class NasBench201Accuracy:
         return {self.test_column: float(self._test[self._rows([arch])[0]])}
 
 
+# ---------------------------------------------------------------------------------- table
+
+INDEX_COLUMNS = ("nb201_index",)
+"""Numeric columns of an accuracy table that are indices, never the default accuracy column."""
+
+
+def choice_codes(space: Any, archs: Sequence[str]) -> np.ndarray:
+    """The ``(n, choices)`` integer choice codes of ``archs`` in ``space`` (the predictor's input)."""
+    if hasattr(space, "to_choices"):
+        return np.asarray(space.to_choices(archs), dtype=np.int64)
+    return np.asarray(space.encode(archs), dtype=np.int64)
+
+
+def _read_table(path: Path, column: str | None, space: Any) -> tuple[str, dict[str, float]]:
+    """(accuracy column, canonical arch -> value) of an accuracy CSV; BadInput names file and line."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, restval="")
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            rows = [(reader.line_num, {(k or "").strip(): v for k, v in row.items()}) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInput(f"{path}: cannot read the accuracy table ({exc}).") from None
+    if "arch" not in header:
+        raise BadInput(f"{path}, line 1: no 'arch' column (found: {', '.join(header) or 'none'}).")
+    if column is None:
+        numeric = [c for c in header if c != "arch" and c not in INDEX_COLUMNS
+                   and rows and all(_is_number(r.get(c)) for _, r in rows)]
+        if len(numeric) != 1:
+            raise BadInput(f"{path}: cannot tell the accuracy column "
+                           f"({'several' if numeric else 'no'} numeric columns besides arch: "
+                           f"{', '.join(numeric) or 'none'}); name it as table:{path}:COLUMN.")
+        column = numeric[0]
+    elif column not in header:
+        raise BadInput(f"{path}, line 1: no column {column!r} (found: {', '.join(header)}).")
+    values: dict[str, float] = {}
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        cell = (row.get("arch") or "").strip()
+        if not cell:
+            raise BadInput(f"{path}, line {line}: missing architecture string.")
+        try:
+            arch = space.check(cell)
+        except ValueError as exc:
+            raise BadInput(f"{path}, line {line}: {exc}.") from None
+        if arch in values:
+            raise BadInput(f"{path}, line {line}: duplicate architecture {cell!r} (first on line {first_line[arch]}).")
+        text = (row.get(column) or "").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            raise BadInput(f"{path}, line {line}: {column} {text!r} is not a number.") from None
+        if not math.isfinite(value) or value < 0:
+            raise BadInput(f"{path}, line {line}: {column} must be a finite, non-negative accuracy, got {text!r}.")
+        values[arch], first_line[arch] = value, line
+    if not values:
+        raise BadInput(f"{path}: the accuracy table has no rows.")
+    return column, values
+
+
+def _is_number(cell: str | None) -> bool:
+    try:
+        float((cell or "").strip())
+    except ValueError:
+        return False
+    return True
+
+
+class TableAccuracy:
+    """Accuracies from a CSV (``arch`` + a column): exact lookup, a fitted predictor for the rest.
+
+    The predictor (:class:`hwnas.search.predictor.AccuracyPredictor`) is fitted on first
+    need, on every row of the table, and saved as JSON at ``predictor_path`` when given; a
+    saved one is reused when its manifest matches this table, column and space.
+    """
+
+    has_weights = False
+
+    def __init__(self, path: str | Path, space: Any, column: str | None = None,
+                 predictor_path: str | Path | None = None, seed: int = 0) -> None:
+        self.path = Path(path)
+        self.space = space
+        self.column, self._values = _read_table(self.path, column, space)
+        self.name = f"table:{self.path}:{self.column}"
+        self.predictor_path = Path(predictor_path) if predictor_path is not None else None
+        self.seed = seed
+        self._predictor = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, rest: str, space: Any, work_dir: str | Path | None = None) -> "TableAccuracy":
+        """The source of ``table:PATH[:COLUMN]`` (``rest`` is what follows ``table:``); the
+        predictor is saved in ``work_dir`` as ``accuracy-predictor-<stem>-<column>.json``."""
+        path, column = rest, None
+        if not Path(rest).is_file() and ":" in rest:
+            path, _, column = rest.rpartition(":")
+        if not Path(path).is_file():
+            raise BadInput(f"--accuracy table:{rest}: no such file {path!r}.")
+        table = cls(path, space, column or None)
+        if work_dir is not None:
+            table.predictor_path = Path(work_dir) / f"accuracy-predictor-{table.path.stem}-{table.column}.json"
+        return table
+
+    def manifest(self) -> dict[str, Any]:
+        """What a saved predictor must match to be reused for this table."""
+        from cost_models.persistence import data_sha256, versions
+
+        return {"space": getattr(self.space, "name", None), "table": str(self.path), "column": self.column,
+                "training_sha256": data_sha256(list(self._values.items())), "n_train": len(self._values),
+                "versions": versions()}
+
+    def predictor(self):
+        """The fitted accuracy predictor (loaded from ``predictor_path`` when it matches, else fitted)."""
+        from hwnas.search import predictor as pred
+
+        with self._lock:
+            if self._predictor is None:
+                manifest = self.manifest()
+                if self.predictor_path is not None and self.predictor_path.is_file():
+                    try:
+                        model, saved = pred.load(self.predictor_path)
+                    except pred.PredictorFileError as exc:
+                        raise BadInput(str(exc)) from None
+                    keys = ("space", "column", "training_sha256")
+                    if all(saved.get(k) == manifest[k] for k in keys):
+                        self._predictor = model
+                if self._predictor is None:
+                    if len(self._values) < 2:
+                        raise BadInput(f"{self.path}: one row is too few to fit an accuracy predictor "
+                                       "for the architectures the table lacks.")
+                    archs = list(self._values)
+                    model = pred.AccuracyPredictor(seed=self.seed).fit(
+                        choice_codes(self.space, archs), np.array([self._values[a] for a in archs]))
+                    if self.predictor_path is not None:
+                        pred.save(self.predictor_path, model, manifest)
+                    self._predictor = model
+            return self._predictor
+
+    def evaluate(self, archs: Sequence[str]) -> np.ndarray:
+        """Table values where the table has the arch, the predictor's elsewhere (one batch)."""
+        keys = [self._key(a) for a in archs]
+        out = np.array([self._values.get(k, math.nan) for k in keys], dtype=float)
+        missing = np.flatnonzero(np.isnan(out))
+        if missing.size:
+            out[missing] = self.predictor().predict(choice_codes(self.space, [keys[i] for i in missing]))
+        return out
+
+    def details(self, arch: str) -> dict:
+        """``{"predicted": bool}`` (and the predictor kind when predicted)."""
+        if self._key(arch) in self._values:
+            return {"predicted": False}
+        return {"predicted": True, "predictor": self.predictor().kind_}
+
+    def _key(self, arch: str) -> str:
+        try:
+            return self.space.check(arch)
+        except ValueError as exc:
+            raise BadInput(f"accuracy source {self.name}: {exc}") from None
+
+
 # ------------------------------------------------------------------------------ supernet
 
 def supernet_accuracy(path: str | None, space: Any) -> AccuracyObjective:
@@ -287,4 +446,6 @@ def parse_accuracy(spec: str | Callable[[str], float] | AccuracyObjective, space
         return load_callable(rest)
     if kind == "supernet":
         return supernet_accuracy(rest or None, space)
+    if kind == "table" and rest:
+        return TableAccuracy.from_spec(rest, space, work_dir=work_dir)
     raise BadInput(f"unknown accuracy source {spec!r} (known: {', '.join(SOURCE_FORMS)}).")
