@@ -55,9 +55,9 @@ class Problem:
         self.codes = np.zeros((0, len(self.counts)), dtype=np.int64)
         self.index: dict[str, int] = {}
         self.set_latencies(latencies)
-        if accuracy.cache:
-            known = list(accuracy.cache)
-            self._append(known, space.to_choices(known), np.array([accuracy.cache[a] for a in known]))
+        known = accuracy.archive
+        if known:
+            self._append(list(known), space.to_choices(list(known)), np.array(list(known.values())))
 
     def set_latencies(self, latencies: Mapping[str, LatencyObjective]) -> None:
         """Use new latency objectives (e.g. a refitted cost model); cached predictions are dropped."""
