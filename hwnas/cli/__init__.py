@@ -16,7 +16,7 @@ from hwnas.errors import HwnasError
 
 log = logging.getLogger("hwnas")
 
-_GROUPS = ("devices", "measure", "profile", "lut", "predict", "costmodel", "demo")
+_GROUPS = ("devices", "measure", "profile", "lut", "predict", "costmodel", "search", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,145 @@
+"""What a search reports: per device its accuracy–latency front and its best architecture per budget.
+
+The front is built from the WHOLE archive (every architecture evaluated), never from the last
+population. :func:`pareto_front` and :func:`hypervolume` are the 2-D helpers the search and
+the benches share.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Candidate:
+    """An evaluated architecture on one device: its accuracy and predicted latency (± std, ms)."""
+
+    arch: str
+    accuracy: float
+    latency_ms: float
+    latency_std: float = 0.0
+    measured_ms: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of DESIGN.md's ``search --json`` front entries (plus std and details)."""
+        out = asdict(self)
+        out.update(out.pop("details"))
+        return out
+
+
+@dataclass
+class Best:
+    """The most accurate evaluated architecture whose predicted latency (plus the safety margin)
+    meets ``budget_ms``; ``arch`` is None when none does, and ``fastest`` is then the fastest found."""
+
+    budget_ms: float
+    arch: str | None
+    accuracy: float | None
+    latency_ms: float | None
+    latency_std: float | None = None
+    measured_ms: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    fastest: Candidate | None = None
+
+    @property
+    def met(self) -> bool:
+        """True when an architecture meets the budget."""
+        return self.arch is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of DESIGN.md's ``search --json`` best entries (plus ``met``, ``fastest``)."""
+        out = {"budget_ms": self.budget_ms, "arch": self.arch, "accuracy": self.accuracy,
+               "latency_ms": self.latency_ms, "latency_std": self.latency_std, "measured_ms": self.measured_ms,
+               "met": self.met, **self.details}
+        out["fastest"] = self.fastest.to_json() if self.fastest is not None else None
+        return out
+
+
+@dataclass
+class DeviceResult:
+    """One device's front (fastest first) and best architecture per budget (budget order)."""
+
+    front: list[Candidate]
+    best: list[Best]
+
+
+@dataclass
+class SearchResult:
+    """The outcome of :func:`hwnas.search.run_search`."""
+
+    space: str
+    algorithm: str
+    seed: int
+    evaluations: int
+    archive: dict[str, float]
+    devices: dict[str, DeviceResult]
+    accuracy_source: str = ""
+    complete: bool = True
+    notes: list[str] = field(default_factory=list)
+    state: dict[str, Any] | None = field(default=None, repr=False)
+    """The search state at the end (:meth:`hwnas.search.Search.state`): pass the result as
+    ``run_search(..., initial=result)`` to go on from it."""
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN.md's ``search --json`` object (``devices`` a list; more keys: accuracy source, notes)."""
+        return {"space": self.space, "algorithm": self.algorithm, "seed": self.seed,
+                "evaluations": self.evaluations, "accuracy_source": self.accuracy_source,
+                "complete": self.complete, "notes": list(self.notes),
+                "devices": [{"device": name, "front": [c.to_json() for c in dev.front],
+                             "best": [b.to_json() for b in dev.best]} for name, dev in self.devices.items()]}
+
+
+def pareto_front(accuracy: np.ndarray, latency: np.ndarray, latency_std: np.ndarray | None = None,
+                 z: float = 0.0) -> np.ndarray:
+    """Indices of the non-dominated points (max accuracy, min latency), fastest first.
+
+    With ``z > 0`` a point is dropped only when another is at least as accurate and surely faster:
+    its latency plus ``z`` std below this one's latency minus ``z`` std (uncertain latencies keep
+    the points they might beat). NaN accuracy or latency is never on the front.
+    """
+    acc, lat = np.asarray(accuracy, dtype=float), np.asarray(latency, dtype=float)
+    ok = np.flatnonzero(np.isfinite(acc) & np.isfinite(lat))
+    if ok.size == 0:
+        return ok
+    std = np.zeros_like(lat) if latency_std is None else np.nan_to_num(np.asarray(latency_std, dtype=float))
+    hi, lo = lat + z * std, lat - z * std
+    order = ok[np.lexsort((-acc[ok], hi[ok]))]          # by pessimistic latency, then accuracy
+    keep: list[int] = []
+    best_acc = -np.inf
+    if z == 0:
+        for i in order:
+            if acc[i] > best_acc:
+                keep.append(int(i))
+                best_acc = acc[i]
+        return np.array(keep, dtype=np.int64)
+    # point i is surely dominated when some j has acc_j >= acc_i (strictly, or ties by a faster hi)
+    # and hi_j < lo_i: the best accuracy among points whose hi is below lo_i decides
+    his = hi[order]
+    prefix_best = np.maximum.accumulate(acc[order])
+    for i in ok:
+        k = np.searchsorted(his, lo[i], side="left")     # points with hi_j < lo_i
+        if k == 0 or prefix_best[k - 1] < acc[i]:
+            keep.append(int(i))
+    keep_arr = np.array(keep, dtype=np.int64)
+    return keep_arr[np.lexsort((-acc[keep_arr], lat[keep_arr]))]
+
+
+def hypervolume(accuracy: np.ndarray, latency: np.ndarray, acc_range: tuple[float, float],
+                lat_range: tuple[float, float]) -> float:
+    """Dominated area of the points, both axes normalised to [0, 1] by the given (worst, best)
+    ranges: latency (min, max) -> 0..1 (0 best), accuracy (min, max) -> 0..1 (1 best); reference
+    point at the worst latency and worst accuracy; points outside the box are clipped into it."""
+    acc, lat = np.asarray(accuracy, dtype=float), np.asarray(latency, dtype=float)
+    ok = np.isfinite(acc) & np.isfinite(lat)
+    a = np.clip((acc[ok] - acc_range[0]) / (acc_range[1] - acc_range[0]), 0.0, 1.0)
+    t = np.clip((lat[ok] - lat_range[0]) / (lat_range[1] - lat_range[0]), 0.0, 1.0)
+    order = np.lexsort((-a, t))
+    area, best = 0.0, 0.0
+    for i in order:                       # sweep by latency: each point adds its accuracy gain times its slack
+        if a[i] > best:
+            area += (a[i] - best) * (1.0 - t[i])
+            best = a[i]
+    return float(area)
