@@ -103,10 +103,19 @@ def train(config: TrainConfig = TrainConfig(), on_step: Callable[[int, float], N
     return Trained(net, split, config, time.perf_counter() - start, load_before, _loadavg())
 
 
+RECAL_IMAGES = 512
+"""Training digits (the first of the training indices) BatchNorm is recalibrated on, per subnet."""
+
+
+def prepare(net: Supernet, split: data.Split, arch: Arch) -> None:
+    """Recalibrate the BatchNorm statistics of subnet ``arch`` on :data:`RECAL_IMAGES` training digits."""
+    recalibrate(net, arch, inputs(split, split.train[:RECAL_IMAGES], arch.resolution))
+
+
 @torch.no_grad()
-def score(net: Supernet, split: data.Split, arch: Arch, recal_images: int = 1024) -> float:
+def score(net: Supernet, split: data.Split, arch: Arch) -> float:
     """Held-out top-1 (percent) of subnet ``arch`` after recalibrating BatchNorm on training digits."""
-    recalibrate(net, arch, inputs(split, split.train[:recal_images], arch.resolution))
+    prepare(net, split, arch)
     logits = net(inputs(split, split.held_out, arch.resolution), arch)
     return 100.0 * float((logits.argmax(1).numpy() == split.labels[split.held_out]).mean())
 
@@ -115,3 +124,29 @@ def _loadavg() -> tuple[float, float, float]:
     import os
 
     return tuple(round(x, 2) for x in os.getloadavg())  # type: ignore[return-value]
+
+
+def train_alone(arch: Arch, config: TrainConfig = TrainConfig()) -> tuple[float, float]:
+    """Train subnet ``arch`` alone from scratch (its static module, same data, augmentation, optimiser and
+    steps as the supernet); returns (held-out top-1 percent, seconds). The baseline of the ranking bench."""
+    torch.set_num_threads(config.threads)
+    split = data.split(config.split_seed)
+    rng = np.random.default_rng(config.seed)
+    torch.manual_seed(config.seed)
+    net = digits.DigitsSpace().build_torch(str(arch)).train()
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.steps)
+    labels = torch.from_numpy(split.labels)
+    start = time.perf_counter()
+    for _ in range(config.steps):
+        batch = rng.choice(split.train, config.batch, replace=False)
+        x = inputs(split, batch, arch.resolution, data.augment(split.images[batch], rng))
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(x), labels[batch]).backward()
+        opt.step()
+        sched.step()
+    net.eval()
+    with torch.no_grad():
+        logits = net(inputs(split, split.held_out, arch.resolution))
+    top1 = 100.0 * float((logits.argmax(1).numpy() == split.labels[split.held_out]).mean())
+    return top1, time.perf_counter() - start
