@@ -38,7 +38,7 @@ def spread_archs(n: int, seed: int) -> list[str]:
     pool = list(dict.fromkeys(space.sample(400, np.random.default_rng(seed))))
     macs = np.array([count_macs(space.onnx_model(a))[0] for a in pool])
     order = np.argsort(macs)
-    picks = [pool[order[int(round(q))]] for q in np.linspace(0, len(pool) - 1, n - 2)]
+    picks = [pool[order[round(q)]] for q in np.linspace(0, len(pool) - 1, n - 2)]
     return [str(digits.LARGEST), str(digits.SMALLEST), *dict.fromkeys(picks)]
 
 

@@ -46,7 +46,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import onnx
 
-from hwnas import costmodel_api as api, refine, spaces, sweep
+from hwnas import costmodel_api as api
+from hwnas import refine, spaces, sweep
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput
 from hwnas.search.engine import check_budgets
@@ -122,7 +123,8 @@ class Weights:
         import torch
 
         from hwnas.spaces import digits
-        from hwnas.supernet import model as sn, train
+        from hwnas.supernet import model as sn
+        from hwnas.supernet import train
 
         ckpt, a = self.checkpoint, digits.parse(arch)
         with torch.no_grad():
@@ -314,8 +316,8 @@ def card(space: Space, device: DeviceConfig, pick: Pick, name: str, proto: onnx.
     accuracy = check.get("top1_onnxruntime", pick.accuracy)
     how = (f"top-1 (percent) on the held-out load_digits digits, computed with ONNX Runtime from this model.onnx "
            f"(the supernet's search score was {pick.accuracy:.2f})" if weights.trained else
-           f"the accuracy source's figure for this architecture; the weights in model.onnx are UNTRAINED "
-           f"(seeded random) and do not reach it")
+           "the accuracy source's figure for this architecture; the weights in model.onnx are UNTRAINED "
+           "(seeded random) and do not reach it")
     return {
         "zoo_format": ZOO_FORMAT, "name": name, "hwnas_version": hwnas_version(), "created_utc": utc_now(),
         "device": device.name, "budget_ms": pick.budget_ms,
@@ -382,7 +384,7 @@ def export(registry: Registry, store: Store, devices: Sequence[DeviceConfig], bu
              "weights": "trained (supernet)" if weights.trained else "untrained (seeded random)",
              "evaluations": searched.search.evaluations, "seed": seed, "budgets_ms": budgets,
              "devices": [d.name for d in devices], "models": entries}
-    write_text_atomic(out / README, readme(index, out))
+    write_text_atomic(out / README, readme(index))
     write_text_atomic(out / INDEX, json.dumps(index, indent=1) + "\n")
     return ExportResult(index, out, exit_code)
 
@@ -451,12 +453,12 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def readme(index: dict[str, Any], out: Path) -> str:
+def readme(index: dict[str, Any]) -> str:
     """The zoo's README: a model-card table per device."""
-    lines = [f"# hwnas model zoo ({index['space']})", "",
-             f"Accuracy source: `{index['accuracy_source']}`; weights: {index['weights']}. "
+    intro = (f"Accuracy source: `{index['accuracy_source']}`; weights: {index['weights']}. "
              f"Search: {index['evaluations']} accuracy evaluations, seed {index['seed']}. Latency is MEASURED on "
-             "each device (median over sessions; spread = (max - min) / median of the session medians).", ""]
+             "each device (median over sessions; spread = (max - min) / median of the session medians).")
+    lines = [f"# hwnas model zoo ({index['space']})", "", intro, ""]
     for device in index["devices"]:
         lines += [f"## {device}", "", f"![front]({device}.png)", "",
                   "| budget ms | model | measured ms (spread) | predicted ms | top-1 % | params | MACs | arch |",

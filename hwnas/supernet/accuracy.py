@@ -15,8 +15,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from hwnas.errors import BadInput
-from hwnas.supernet import checkpoint, train
 from hwnas.spaces import digits
+from hwnas.supernet import checkpoint, train
 
 
 def default_folder(workspace: str | Path) -> Path:

@@ -80,7 +80,7 @@ def save(trained: Trained, folder: str | Path) -> Path:
         "loadavg_before": list(trained.loadavg_before), "loadavg_after": list(trained.loadavg_after),
         "data": {"source": "sklearn.datasets.load_digits", "sha256": split.data_sha256(),
                  "split_seed": split.seed, "mean": split.mean, "std": split.std,
-                 "held_out_indices": split.held_out.tolist(), "n_train": int(len(split.train))},
+                 "held_out_indices": split.held_out.tolist(), "n_train": len(split.train)},
         "weights_sha256": hashlib.sha256(raw).hexdigest(),
     }
     write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=1))

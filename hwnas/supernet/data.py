@@ -45,7 +45,7 @@ def split(seed: int = 0, held_out_fraction: float = HELD_OUT_FRACTION) -> Split:
     digits = load_digits()
     images, labels = digits.images.astype(np.float64), digits.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(labels))
-    n_held = int(round(held_out_fraction * len(labels)))
+    n_held = round(held_out_fraction * len(labels))
     held, train = np.sort(order[:n_held]), np.sort(order[n_held:])
     scaled = images[train] / MAX_VALUE
     return Split(images, labels, train, held, seed, float(scaled.mean()), float(scaled.std()))

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from hwnas.spaces import digits
-from lut.builders import SE_REDUCTION
 from hwnas.spaces.digits import Arch
+from lut.builders import SE_REDUCTION
 
 BN_EPS = 1e-5
 _ACT = {"relu": F.relu, "h_swish": F.hardswish, "h_sigmoid": F.hardsigmoid, None: lambda x: x}
