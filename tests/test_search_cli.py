@@ -75,24 +75,24 @@ def test_search_against_a_table(table, tmp_path, capsys):
 
 
 def test_resume_after_sigkill_gives_the_uninterrupted_result(table, tmp_path, capsys):
-    args = search_args(table, "--evaluations", "200", "--latency-ms", "5,10")
+    args = search_args(table, "--evaluations", "150", "--latency-ms", "5,10")
     state = tmp_path / "killed" / "search-state.json"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "hwnas.cli", *args, "--out", str(state.parent), "--json"],
                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not state.is_file() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the search finished before it could be interrupted"
     partial = json.loads(state.read_text())
-    assert 0 < len(partial["archive"]) < 200
+    assert 0 < len(partial["archive"]) < 150
     assert not (state.parent / "result.json").exists()
 
     resumed = run_json([*args, "--out", str(state.parent)], capsys)
     whole = run_json([*args, "--out", str(tmp_path / "whole")], capsys)
-    assert resumed == whole and resumed["evaluations"] == 200
+    assert resumed == whole and resumed["evaluations"] == 150
 
 
 def _csv(path: Path, text: str) -> Path:
