@@ -197,11 +197,12 @@ class Algorithm(ABC):
     name: str
 
     def __init__(self, problem: Problem, evaluations: int, budgets_ms: Sequence[float] = (),
-                 explore: float = 0.2) -> None:
+                 explore: float = 0.2, safety_z: float = 1.0) -> None:
         self.problem = problem
         self.evaluations = evaluations
         self.budgets_ms = [float(b) for b in budgets_ms]
         self.explore = explore
+        self.safety_z = safety_z
         self.notes: list[str] = []
 
     @abstractmethod
@@ -256,32 +257,47 @@ class Algorithm(ABC):
              budget: tuple[int, float] | None = None) -> tuple[np.ndarray, list[str]]:
         """The ``k`` most promising candidates (surrogate-ranked; a share ``explore`` at random).
 
-        ``budget=(device, ms)`` ranks by predicted accuracy among those predicted to meet it;
-        otherwise by front gain on each device in turn.
+        ``budget=(device, ms)``: by predicted accuracy (the candidates already meet it). Otherwise,
+        first per device and user budget the candidate of highest predicted accuracy among those
+        whose latency + ``safety_z`` std meets the budget, then by front gain on each device in turn.
         """
         if len(archs) <= k:
             return codes, archs
         problem = self.problem
-        n_random = int(round(k * self.explore))
-        if problem.evaluations < 10:
-            n_random = k
+        n_random = k if problem.evaluations < 10 else int(round(k * self.explore))
+        n_model = k - n_random
         chosen: list[int] = []
-        if k - n_random > 0:
+        if n_model > 0:
             mu = Surrogate(problem.counts).fit(problem.codes, problem.acc).predict(codes)
-            lat, _ = problem.predict(archs)
             if budget is not None:
-                order = np.argsort(-mu, kind="stable")
-                chosen = [int(i) for i in order[:k - n_random]]
+                chosen = [int(i) for i in np.argsort(-mu, kind="stable")[:n_model]]
             else:
+                lat, std = problem.predict(archs)
+                reportable = lat + self.safety_z * std
+                for d in range(len(problem.devices)):
+                    for b in self.budgets_ms:
+                        score = np.where(reportable[d] <= b, mu, -np.inf)
+                        score[chosen] = -np.inf
+                        i = int(np.argmax(score))
+                        if np.isfinite(score[i]) and len(chosen) < n_model:
+                            chosen.append(i)
                 arch_lat, _ = problem.archive_latency()
-                per_device = [front_gain(problem.acc, arch_lat[d], mu, lat[d], k - n_random)
+                per_device = [front_gain(problem.acc, arch_lat[d], mu, lat[d], n_model)
                               for d in range(len(problem.devices))]
                 for i in (j for picks in zip(*per_device) for j in picks):  # round robin over devices
-                    if i not in chosen and len(chosen) < k - n_random:
+                    if i not in chosen and len(chosen) < n_model:
                         chosen.append(i)
         rest = np.setdiff1d(np.arange(len(archs)), chosen)
         chosen += [int(i) for i in rng.choice(rest, min(k - len(chosen), len(rest)), replace=False)]
         return codes[chosen], [archs[i] for i in chosen]
+
+    def front_codes(self) -> np.ndarray:
+        """Choice codes of the archive's front on every device (the best parents for local search)."""
+        from hwnas.search.result import pareto_front
+
+        lat, _ = self.problem.archive_latency()
+        rows = np.unique(np.concatenate([pareto_front(self.problem.acc, lat[d]) for d in range(len(lat))]))
+        return self.problem.codes[rows]
 
 
 class RandomSearch(Algorithm):
@@ -302,8 +318,8 @@ class ConstrainedEvolution(Algorithm):
 
     def __init__(self, problem: Problem, evaluations: int, budgets_ms: Sequence[float] = (),
                  population: int = 100, parent_ratio: float = 0.25, mutation_ratio: float = 0.5,
-                 explore: float = 0.2) -> None:
-        super().__init__(problem, evaluations, budgets_ms, explore)
+                 explore: float = 0.2, safety_z: float = 1.0) -> None:
+        super().__init__(problem, evaluations, budgets_ms, explore, safety_z)
         self.population_size = population
         self.parent_ratio = parent_ratio
         self.mutation_ratio = mutation_ratio
@@ -435,8 +451,8 @@ class NSGA2(Algorithm):
     name = "nsga2"
 
     def __init__(self, problem: Problem, evaluations: int, budgets_ms: Sequence[float] = (),
-                 population: int = 50, explore: float = 0.2) -> None:
-        super().__init__(problem, evaluations, budgets_ms, explore)
+                 population: int = 50, explore: float = 0.2, safety_z: float = 1.0) -> None:
+        super().__init__(problem, evaluations, budgets_ms, explore, safety_z)
         self.population_size = population
         self.population: list[str] = []
 
@@ -473,9 +489,11 @@ class NSGA2(Algorithm):
         a, b = rng.integers(0, len(rows), (2, 4 * self.population_size))
         better = (ranks[a] < ranks[b]) | ((ranks[a] == ranks[b]) & (dist[a] >= dist[b]))
         parents = problem.codes[rows[np.where(better, a, b)]]
+        front = self.front_codes()
         k = min(remaining, self.batch_size())
         for _ in range(SAMPLING_ROUNDS):
-            codes, archs = problem.screen(self.breed(parents, 40 * k, rng))
+            pool = np.concatenate([self.breed(parents, 20 * k, rng), self.breed(front, 20 * k, rng, 1.0)])
+            codes, archs = problem.screen(pool)
             if len(archs) >= k:
                 break
         if not archs:

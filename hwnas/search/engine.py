@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from hwnas.errors import BadInput
 from hwnas.search.accuracy import AccuracyObjective, CachedAccuracy
@@ -59,7 +60,8 @@ class Search:
         self.params = dict(params or {})
         self.rng = np.random.default_rng(seed)
         self.problem = Problem(space, self.accuracy, latencies)
-        self.algorithm = ALGORITHMS[algorithm](self.problem, self.evaluations, self.budgets_ms, **self.params)
+        self.algorithm = ALGORITHMS[algorithm](self.problem, self.evaluations, self.budgets_ms,
+                                               safety_z=self.safety_z, **self.params)
         self.stalled = 0
 
     @property
@@ -68,10 +70,11 @@ class Search:
         return self.problem.evaluations >= self.evaluations or self.stalled >= STALL_STEPS
 
     def step(self) -> int:
-        """One step of the algorithm; returns the accuracy evaluations it made."""
+        """One step of the algorithm (on one core); returns the accuracy evaluations it made."""
         if self.done:
             return 0
-        spent = self.algorithm.step(self.rng, self.evaluations - self.problem.evaluations)
+        with threadpool_limits(1):  # small linear algebra: BLAS threads only contend (10x slower loaded)
+            spent = self.algorithm.step(self.rng, self.evaluations - self.problem.evaluations)
         self.stalled = 0 if spent else self.stalled + 1
         return spent
 
