@@ -37,6 +37,7 @@ import numpy as np
 
 from hwnas.search.accuracy import CachedAccuracy
 from hwnas.search.latency import LatencyObjective
+from hwnas.search.result import pareto_front
 from hwnas.spaces import Space
 
 SAMPLING_ROUNDS = 20
@@ -293,8 +294,6 @@ class Algorithm(ABC):
 
     def front_codes(self) -> np.ndarray:
         """Choice codes of the archive's front on every device (the best parents for local search)."""
-        from hwnas.search.result import pareto_front
-
         lat, _ = self.problem.archive_latency()
         rows = np.unique(np.concatenate([pareto_front(self.problem.acc, lat[d]) for d in range(len(lat))]))
         return self.problem.codes[rows]

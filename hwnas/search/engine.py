@@ -108,8 +108,7 @@ class Search:
         lat, std = problem.archive_latency()
         devices = {}
         for d, name in enumerate(problem.devices):
-            front = [self._candidate(i, lat[d], std[d])
-                     for i in pareto_front(problem.acc, lat[d], std[d], self.safety_z)]
+            front = [self._candidate(i, lat[d], std[d]) for i in pareto_front(problem.acc, lat[d])]
             devices[name] = DeviceResult(front, [self._best(b, lat[d], std[d]) for b in self.budgets_ms])
         notes = list(self.algorithm.notes)
         if self.stalled >= STALL_STEPS and problem.evaluations < self.evaluations:
