@@ -77,11 +77,28 @@ class Problem:
         """Accuracy evaluations made so far (distinct architectures)."""
         return self.accuracy.evaluations
 
-    def predict(self, archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(devices, n) predicted latency and std (memoised per architecture; NaN = infeasible)."""
-        new = [a for a in dict.fromkeys(archs) if a not in self._memo]
-        if new:
-            lat, std = zip(*(obj.predict(new, return_std=True) for obj in self.latencies.values()))
+    def exhausted(self) -> bool:
+        """True when every architecture the search may draw has been evaluated (the tables' or the space's)."""
+        if self.support is not None:
+            return all(a in self.index for a in self.support)
+        if self.space.enumerable:
+            return len(self.index) >= int(np.prod(self.counts))
+        return False
+
+    def predict(self, archs: Sequence[str], codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(devices, n) predicted latency and std (memoised per architecture; NaN = infeasible).
+
+        ``codes`` (the architectures' choice codes) go to objectives with ``accepts_choices`` instead
+        of the strings (no parsing)."""
+        fresh = {}
+        for i, a in enumerate(archs):
+            if a not in self._memo and a not in fresh:
+                fresh[a] = i
+        if fresh:
+            new = list(fresh)
+            rows = None if codes is None else np.asarray(codes)[list(fresh.values())]
+            lat, std = zip(*(obj.predict(rows if rows is not None and getattr(obj, "accepts_choices", False)
+                                         else new, return_std=True) for obj in self.latencies.values()))
             start = self._lat.shape[1]
             self._memo.update((a, start + i) for i, a in enumerate(new))
             self._lat = np.concatenate([self._lat, np.array(lat)], axis=1)
@@ -108,7 +125,7 @@ class Problem:
         codes = codes[keep]
         if not archs:
             return codes, archs
-        lat, _ = self.predict(archs)
+        lat, _ = self.predict(archs, codes)
         ok = np.isfinite(lat).any(axis=0)
         return codes[ok], [a for a, k in zip(archs, ok) if k]
 
@@ -273,7 +290,7 @@ class Algorithm(ABC):
             if budget is not None:
                 chosen = [int(i) for i in np.argsort(-mu, kind="stable")[:n_model]]
             else:
-                lat, std = problem.predict(archs)
+                lat, std = problem.predict(archs, codes)
                 reportable = lat + self.safety_z * std
                 for d in range(len(problem.devices)):
                     for b in self.budgets_ms:
@@ -327,8 +344,8 @@ class ConstrainedEvolution(Algorithm):
         self.spent_on_target = 0
 
     def _make_targets(self, rng: np.random.Generator) -> None:
-        probe_archs = self.problem.space.from_choices(self.problem.sample(2000, rng))
-        lat, _ = self.problem.predict(probe_archs)
+        probe = self.problem.sample(2000, rng)
+        lat, _ = self.problem.predict(self.problem.space.from_choices(probe), probe)
         for d in range(len(self.problem.devices)):
             spread = np.nanquantile(lat[d], np.linspace(0.1, 0.9, self.SPREAD)) if np.isfinite(lat[d]).any() else []
             budgets = sorted(set(self.budgets_ms) | {float(b) for b in spread})
@@ -385,7 +402,7 @@ class ConstrainedEvolution(Algorithm):
                                                                                   self.mutation_ratio)
             codes, archs = problem.screen(pool)
             if archs:
-                ok = problem.predict(archs)[0][device] <= budget
+                ok = problem.predict(archs, codes)[0][device] <= budget
                 codes, archs = codes[ok], [a for a, m in zip(archs, ok) if m]
             if len(archs) > len(found[1]):
                 found = (codes, archs)

@@ -67,7 +67,8 @@ class Search:
     @property
     def done(self) -> bool:
         """True when the evaluation budget is spent or nothing new was found for a while."""
-        return self.problem.evaluations >= self.evaluations or self.stalled >= STALL_STEPS
+        return (self.problem.evaluations >= self.evaluations or self.stalled >= STALL_STEPS
+                or self.problem.exhausted())
 
     def step(self) -> int:
         """One step of the algorithm (on one core); returns the accuracy evaluations it made."""
@@ -111,7 +112,7 @@ class Search:
             front = [self._candidate(i, lat[d], std[d]) for i in pareto_front(problem.acc, lat[d])]
             devices[name] = DeviceResult(front, [self._best(b, lat[d], std[d]) for b in self.budgets_ms])
         notes = list(self.algorithm.notes)
-        if self.stalled >= STALL_STEPS and problem.evaluations < self.evaluations:
+        if problem.evaluations < self.evaluations and (self.stalled >= STALL_STEPS or problem.exhausted()):
             notes.append(f"stopped after {problem.evaluations} of {self.evaluations} evaluations: no new "
                          "architecture with a finite latency was found")
         return SearchResult(self.space.name, self.algorithm_name, self.seed, problem.evaluations,
