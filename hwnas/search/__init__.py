@@ -25,9 +25,7 @@ Pieces (problem apart from algorithm):
   (constrained regularised evolution, one budget after another) or ``nsga2`` (the front).
 
 Reporting. Per device, the front is the set of non-dominated architectures of the WHOLE archive
-(accuracy as evaluated, latency as predicted; with uncertain latencies an architecture is
-dropped only when another is as accurate and faster by more than ``safety_z`` std on both
-sides). The best per budget is the most accurate archive member with
+(accuracy as evaluated, latency as predicted, fastest first). The best per budget is the most accurate archive member with
 ``latency_ms + safety_z * latency_std <= budget`` (default ``safety_z = 1``: a predicted
 latency is trusted only up to one std; exact sources have std 0). A budget nothing meets gives
 ``Best(arch=None, fastest=<the fastest architecture evaluated>)``, never an error, and in

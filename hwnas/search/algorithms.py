@@ -37,6 +37,7 @@ import numpy as np
 
 from hwnas.search.accuracy import CachedAccuracy
 from hwnas.search.latency import LatencyObjective
+from hwnas.search.result import pareto_front
 from hwnas.spaces import Space
 
 SAMPLING_ROUNDS = 20
@@ -76,11 +77,28 @@ class Problem:
         """Accuracy evaluations made so far (distinct architectures)."""
         return self.accuracy.evaluations
 
-    def predict(self, archs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(devices, n) predicted latency and std (memoised per architecture; NaN = infeasible)."""
-        new = [a for a in dict.fromkeys(archs) if a not in self._memo]
-        if new:
-            lat, std = zip(*(obj.predict(new, return_std=True) for obj in self.latencies.values()))
+    def exhausted(self) -> bool:
+        """True when every architecture the search may draw has been evaluated (the tables' or the space's)."""
+        if self.support is not None:
+            return all(a in self.index for a in self.support)
+        if self.space.enumerable:
+            return len(self.index) >= int(np.prod(self.counts))
+        return False
+
+    def predict(self, archs: Sequence[str], codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(devices, n) predicted latency and std (memoised per architecture; NaN = infeasible).
+
+        ``codes`` (the architectures' choice codes) go to objectives with ``accepts_choices`` instead
+        of the strings (no parsing)."""
+        fresh = {}
+        for i, a in enumerate(archs):
+            if a not in self._memo and a not in fresh:
+                fresh[a] = i
+        if fresh:
+            new = list(fresh)
+            rows = None if codes is None else np.asarray(codes)[list(fresh.values())]
+            lat, std = zip(*(obj.predict(rows if rows is not None and getattr(obj, "accepts_choices", False)
+                                         else new, return_std=True) for obj in self.latencies.values()))
             start = self._lat.shape[1]
             self._memo.update((a, start + i) for i, a in enumerate(new))
             self._lat = np.concatenate([self._lat, np.array(lat)], axis=1)
@@ -107,7 +125,7 @@ class Problem:
         codes = codes[keep]
         if not archs:
             return codes, archs
-        lat, _ = self.predict(archs)
+        lat, _ = self.predict(archs, codes)
         ok = np.isfinite(lat).any(axis=0)
         return codes[ok], [a for a, k in zip(archs, ok) if k]
 
@@ -197,11 +215,12 @@ class Algorithm(ABC):
     name: str
 
     def __init__(self, problem: Problem, evaluations: int, budgets_ms: Sequence[float] = (),
-                 explore: float = 0.2) -> None:
+                 explore: float = 0.2, safety_z: float = 1.0) -> None:
         self.problem = problem
         self.evaluations = evaluations
         self.budgets_ms = [float(b) for b in budgets_ms]
         self.explore = explore
+        self.safety_z = safety_z
         self.notes: list[str] = []
 
     @abstractmethod
@@ -256,32 +275,45 @@ class Algorithm(ABC):
              budget: tuple[int, float] | None = None) -> tuple[np.ndarray, list[str]]:
         """The ``k`` most promising candidates (surrogate-ranked; a share ``explore`` at random).
 
-        ``budget=(device, ms)`` ranks by predicted accuracy among those predicted to meet it;
-        otherwise by front gain on each device in turn.
+        ``budget=(device, ms)``: by predicted accuracy (the candidates already meet it). Otherwise,
+        first per device and user budget the candidate of highest predicted accuracy among those
+        whose latency + ``safety_z`` std meets the budget, then by front gain on each device in turn.
         """
         if len(archs) <= k:
             return codes, archs
         problem = self.problem
-        n_random = int(round(k * self.explore))
-        if problem.evaluations < 10:
-            n_random = k
+        n_random = k if problem.evaluations < 10 else int(round(k * self.explore))
+        n_model = k - n_random
         chosen: list[int] = []
-        if k - n_random > 0:
+        if n_model > 0:
             mu = Surrogate(problem.counts).fit(problem.codes, problem.acc).predict(codes)
-            lat, _ = problem.predict(archs)
             if budget is not None:
-                order = np.argsort(-mu, kind="stable")
-                chosen = [int(i) for i in order[:k - n_random]]
+                chosen = [int(i) for i in np.argsort(-mu, kind="stable")[:n_model]]
             else:
+                lat, std = problem.predict(archs, codes)
+                reportable = lat + self.safety_z * std
+                for d in range(len(problem.devices)):
+                    for b in self.budgets_ms:
+                        score = np.where(reportable[d] <= b, mu, -np.inf)
+                        score[chosen] = -np.inf
+                        i = int(np.argmax(score))
+                        if np.isfinite(score[i]) and len(chosen) < n_model:
+                            chosen.append(i)
                 arch_lat, _ = problem.archive_latency()
-                per_device = [front_gain(problem.acc, arch_lat[d], mu, lat[d], k - n_random)
+                per_device = [front_gain(problem.acc, arch_lat[d], mu, lat[d], n_model)
                               for d in range(len(problem.devices))]
                 for i in (j for picks in zip(*per_device) for j in picks):  # round robin over devices
-                    if i not in chosen and len(chosen) < k - n_random:
+                    if i not in chosen and len(chosen) < n_model:
                         chosen.append(i)
         rest = np.setdiff1d(np.arange(len(archs)), chosen)
         chosen += [int(i) for i in rng.choice(rest, min(k - len(chosen), len(rest)), replace=False)]
         return codes[chosen], [archs[i] for i in chosen]
+
+    def front_codes(self) -> np.ndarray:
+        """Choice codes of the archive's front on every device (the best parents for local search)."""
+        lat, _ = self.problem.archive_latency()
+        rows = np.unique(np.concatenate([pareto_front(self.problem.acc, lat[d]) for d in range(len(lat))]))
+        return self.problem.codes[rows]
 
 
 class RandomSearch(Algorithm):
@@ -302,8 +334,8 @@ class ConstrainedEvolution(Algorithm):
 
     def __init__(self, problem: Problem, evaluations: int, budgets_ms: Sequence[float] = (),
                  population: int = 100, parent_ratio: float = 0.25, mutation_ratio: float = 0.5,
-                 explore: float = 0.2) -> None:
-        super().__init__(problem, evaluations, budgets_ms, explore)
+                 explore: float = 0.2, safety_z: float = 1.0) -> None:
+        super().__init__(problem, evaluations, budgets_ms, explore, safety_z)
         self.population_size = population
         self.parent_ratio = parent_ratio
         self.mutation_ratio = mutation_ratio
@@ -312,8 +344,8 @@ class ConstrainedEvolution(Algorithm):
         self.spent_on_target = 0
 
     def _make_targets(self, rng: np.random.Generator) -> None:
-        probe_archs = self.problem.space.from_choices(self.problem.sample(2000, rng))
-        lat, _ = self.problem.predict(probe_archs)
+        probe = self.problem.sample(2000, rng)
+        lat, _ = self.problem.predict(self.problem.space.from_choices(probe), probe)
         for d in range(len(self.problem.devices)):
             spread = np.nanquantile(lat[d], np.linspace(0.1, 0.9, self.SPREAD)) if np.isfinite(lat[d]).any() else []
             budgets = sorted(set(self.budgets_ms) | {float(b) for b in spread})
@@ -370,7 +402,7 @@ class ConstrainedEvolution(Algorithm):
                                                                                   self.mutation_ratio)
             codes, archs = problem.screen(pool)
             if archs:
-                ok = problem.predict(archs)[0][device] <= budget
+                ok = problem.predict(archs, codes)[0][device] <= budget
                 codes, archs = codes[ok], [a for a, m in zip(archs, ok) if m]
             if len(archs) > len(found[1]):
                 found = (codes, archs)
@@ -435,8 +467,8 @@ class NSGA2(Algorithm):
     name = "nsga2"
 
     def __init__(self, problem: Problem, evaluations: int, budgets_ms: Sequence[float] = (),
-                 population: int = 50, explore: float = 0.2) -> None:
-        super().__init__(problem, evaluations, budgets_ms, explore)
+                 population: int = 50, explore: float = 0.2, safety_z: float = 1.0) -> None:
+        super().__init__(problem, evaluations, budgets_ms, explore, safety_z)
         self.population_size = population
         self.population: list[str] = []
 
@@ -473,9 +505,11 @@ class NSGA2(Algorithm):
         a, b = rng.integers(0, len(rows), (2, 4 * self.population_size))
         better = (ranks[a] < ranks[b]) | ((ranks[a] == ranks[b]) & (dist[a] >= dist[b]))
         parents = problem.codes[rows[np.where(better, a, b)]]
+        front = self.front_codes()
         k = min(remaining, self.batch_size())
         for _ in range(SAMPLING_ROUNDS):
-            codes, archs = problem.screen(self.breed(parents, 40 * k, rng))
+            pool = np.concatenate([self.breed(parents, 20 * k, rng), self.breed(front, 20 * k, rng, 1.0)])
+            codes, archs = problem.screen(pool)
             if len(archs) >= k:
                 break
         if not archs:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from hwnas.errors import BadInput
 from hwnas.search.accuracy import AccuracyObjective, CachedAccuracy
@@ -59,19 +60,22 @@ class Search:
         self.params = dict(params or {})
         self.rng = np.random.default_rng(seed)
         self.problem = Problem(space, self.accuracy, latencies)
-        self.algorithm = ALGORITHMS[algorithm](self.problem, self.evaluations, self.budgets_ms, **self.params)
+        self.algorithm = ALGORITHMS[algorithm](self.problem, self.evaluations, self.budgets_ms,
+                                               safety_z=self.safety_z, **self.params)
         self.stalled = 0
 
     @property
     def done(self) -> bool:
         """True when the evaluation budget is spent or nothing new was found for a while."""
-        return self.problem.evaluations >= self.evaluations or self.stalled >= STALL_STEPS
+        return (self.problem.evaluations >= self.evaluations or self.stalled >= STALL_STEPS
+                or self.problem.exhausted())
 
     def step(self) -> int:
-        """One step of the algorithm; returns the accuracy evaluations it made."""
+        """One step of the algorithm (on one core); returns the accuracy evaluations it made."""
         if self.done:
             return 0
-        spent = self.algorithm.step(self.rng, self.evaluations - self.problem.evaluations)
+        with threadpool_limits(1):  # small linear algebra: BLAS threads only contend (10x slower loaded)
+            spent = self.algorithm.step(self.rng, self.evaluations - self.problem.evaluations)
         self.stalled = 0 if spent else self.stalled + 1
         return spent
 
@@ -105,11 +109,10 @@ class Search:
         lat, std = problem.archive_latency()
         devices = {}
         for d, name in enumerate(problem.devices):
-            front = [self._candidate(i, lat[d], std[d])
-                     for i in pareto_front(problem.acc, lat[d], std[d], self.safety_z)]
+            front = [self._candidate(i, lat[d], std[d]) for i in pareto_front(problem.acc, lat[d])]
             devices[name] = DeviceResult(front, [self._best(b, lat[d], std[d]) for b in self.budgets_ms])
         notes = list(self.algorithm.notes)
-        if self.stalled >= STALL_STEPS and problem.evaluations < self.evaluations:
+        if problem.evaluations < self.evaluations and (self.stalled >= STALL_STEPS or problem.exhausted()):
             notes.append(f"stopped after {problem.evaluations} of {self.evaluations} evaluations: no new "
                          "architecture with a finite latency was found")
         return SearchResult(self.space.name, self.algorithm_name, self.seed, problem.evaluations,

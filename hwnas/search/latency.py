@@ -4,6 +4,9 @@ Every objective has a ``name`` (the device, or the table file's stem) and a batc
 ``predict(archs, return_std=False)`` taking architecture strings and returning a float64
 numpy array of milliseconds (and, with ``return_std``, the prediction's standard deviation
 in ms: 0 where the source is exact). Predictions are cheap; the search does not count them.
+The objectives here also take the space's choice codes (an ``(n, genes)`` int array,
+:meth:`hwnas.spaces.Space.to_choices`) instead of strings and say so with
+``accepts_choices = True``; the search then skips parsing strings.
 
 * :class:`CostModelLatency` — a device's fitted cost model (:func:`hwnas.load_cost_model`);
   std = spread of its bootstrap ensemble.
@@ -54,6 +57,8 @@ def _with_std(ms: np.ndarray, std: np.ndarray | None, return_std: bool):
 class CostModelLatency:
     """A device's fitted cost model (:class:`hwnas.costmodel_api.CostModel`) as a latency objective."""
 
+    accepts_choices = True
+
     def __init__(self, model, name: str) -> None:
         self.model = model
         self.name = name
@@ -68,13 +73,15 @@ class CostModelLatency:
 
     def predict(self, archs: Sequence[str], return_std: bool = False):
         """Predicted latency (ms) and, with ``return_std``, the bootstrap spread (ms)."""
-        out = self.model.predict(list(archs), return_std=return_std)
+        out = self.model.predict(archs if isinstance(archs, np.ndarray) else list(archs), return_std=return_std)
         return _with_std(*out, True) if return_std else _with_std(out, None, False)
 
 
 class LutLatency:
     """A block LUT's prediction: the sum of an architecture's blocks plus the table's calibrated
     overhead for the space (none when the table was never calibrated)."""
+
+    accepts_choices = True
 
     def __init__(self, table: LatencyTable, space: Space, name: str, relative_std: float = 0.0) -> None:
         self.space = space
@@ -95,7 +102,9 @@ class LutLatency:
     def predict(self, archs: Sequence[str], return_std: bool = False):
         """Calibrated LUT latency (ms); std = ``relative_std`` times it."""
         try:
-            ms = self.predictor.predict(self.space.encode(list(archs)))
+            codes = (self.space.encode_choices(archs) if isinstance(archs, np.ndarray)
+                     else self.space.encode(list(archs)))
+            ms = self.predictor.predict(codes)
         except ValueError as exc:
             raise BadInput(f"{self.name}: {exc}") from None
         return _with_std(ms, self.relative_std * ms, return_std)
@@ -104,6 +113,8 @@ class LutLatency:
 class TransferLatency:
     """The few-shot transfer model (:class:`cost_models.transfer.TransferRegressor`, nasbench201):
     a new device's latency from ``k`` of its measurements and other devices' latencies as a prior."""
+
+    accepts_choices = True  # the (n, 6) op codes
 
     def __init__(self, model: TransferRegressor, name: str) -> None:
         self.model = model
@@ -133,7 +144,7 @@ class TransferLatency:
     def predict(self, archs: Sequence[str], return_std: bool = False):
         """Transferred latency (ms) and, with ``return_std``, its predictive std (ms)."""
         try:
-            out = self.model.predict(list(archs), return_std=return_std)
+            out = self.model.predict(archs if isinstance(archs, np.ndarray) else list(archs), return_std=return_std)
         except ValueError as exc:
             raise BadInput(f"{self.name}: {exc}") from None
         return _with_std(*out, True) if return_std else _with_std(out, None, False)
@@ -141,6 +152,8 @@ class TransferLatency:
 
 class TableLatency:
     """Measured latencies of listed architectures; an unlisted one is NaN (infeasible to the search)."""
+
+    accepts_choices = True
 
     def __init__(self, latency_ms: dict[str, float], space: Space, name: str) -> None:
         self.space = space
@@ -202,6 +215,8 @@ class TableLatency:
 
     def predict(self, archs: Sequence[str], return_std: bool = False):
         """The table's latency (ms) of each architecture, NaN where the table has none; std 0."""
+        if isinstance(archs, np.ndarray):
+            archs = self.space.from_choices(archs)
         out = np.empty(len(archs))
         for i, arch in enumerate(archs):
             value = self.latency_ms.get(arch)

@@ -182,6 +182,16 @@ def _compare(device: DeviceConfig, latency: CostModelLatency, archs: list[str], 
             "agree": all(r["agrees"] is not False for r in rows), "error": measured.error, "refit": None}
 
 
+def _median_error(latency: LatencyObjective, finalists: Sequence[Mapping[str, Any]]) -> float | None:
+    """Median |predicted - measured| / measured (percent) of ``latency`` over the measured finalists."""
+    done = [f for f in finalists if f["measured_ms"] is not None]
+    if not done:
+        return None
+    pred = latency.predict([f["arch"] for f in done])
+    measured = np.array([f["measured_ms"] for f in done])
+    return float(100.0 * np.median(np.abs(pred - measured) / measured))
+
+
 def search_with_hardware(space: Space, accuracy: AccuracyObjective | CachedAccuracy, *,
                          registry: Registry | None = None, store: Store | None = None,
                          devices: Sequence[DeviceConfig] = (), latencies: Mapping[str, LatencyObjective] | None = None,
@@ -238,6 +248,9 @@ def search_with_hardware(space: Space, accuracy: AccuracyObjective | CachedAccur
             if not entry["agree"]:
                 fit = refine.fit_and_save(registry, device, store, space, seed=seed, quiet=quiet)
                 entry["refit"] = {k: fit[k] for k in ("n_train", "path", "training_sha256")}
+                entry["refit"]["median_abs_error_pct"] = _median_error(
+                    CostModelLatency(api.load(fit["path"], space.name, device.name, device.backend), device.name),
+                    entry["finalists"])
             record["devices"].append(entry)
         record["agree"] = all(d["agree"] for d in record["devices"])
         state.rounds.append(record)

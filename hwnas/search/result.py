@@ -92,39 +92,18 @@ class SearchResult:
                              "best": [b.to_json() for b in dev.best]} for name, dev in self.devices.items()]}
 
 
-def pareto_front(accuracy: np.ndarray, latency: np.ndarray, latency_std: np.ndarray | None = None,
-                 z: float = 0.0) -> np.ndarray:
-    """Indices of the non-dominated points (max accuracy, min latency), fastest first.
-
-    With ``z > 0`` a point is dropped only when another is at least as accurate and surely faster:
-    its latency plus ``z`` std below this one's latency minus ``z`` std (uncertain latencies keep
-    the points they might beat). NaN accuracy or latency is never on the front.
-    """
+def pareto_front(accuracy: np.ndarray, latency: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated points (max accuracy, min latency), fastest first; a point with
+    NaN accuracy or latency is never on the front."""
     acc, lat = np.asarray(accuracy, dtype=float), np.asarray(latency, dtype=float)
     ok = np.flatnonzero(np.isfinite(acc) & np.isfinite(lat))
-    if ok.size == 0:
-        return ok
-    std = np.zeros_like(lat) if latency_std is None else np.nan_to_num(np.asarray(latency_std, dtype=float))
-    hi, lo = lat + z * std, lat - z * std
-    order = ok[np.lexsort((-acc[ok], hi[ok]))]          # by pessimistic latency, then accuracy
     keep: list[int] = []
-    best_acc = -np.inf
-    if z == 0:
-        for i in order:
-            if acc[i] > best_acc:
-                keep.append(int(i))
-                best_acc = acc[i]
-        return np.array(keep, dtype=np.int64)
-    # point i is surely dominated when some j has acc_j >= acc_i (strictly, or ties by a faster hi)
-    # and hi_j < lo_i: the best accuracy among points whose hi is below lo_i decides
-    his = hi[order]
-    prefix_best = np.maximum.accumulate(acc[order])
-    for i in ok:
-        k = np.searchsorted(his, lo[i], side="left")     # points with hi_j < lo_i
-        if k == 0 or prefix_best[k - 1] < acc[i]:
+    best = -np.inf
+    for i in ok[np.lexsort((-acc[ok], lat[ok]))]:      # by latency, the most accurate first on ties
+        if acc[i] > best:
             keep.append(int(i))
-    keep_arr = np.array(keep, dtype=np.int64)
-    return keep_arr[np.lexsort((-acc[keep_arr], lat[keep_arr]))]
+            best = acc[i]
+    return np.array(keep, dtype=np.int64)
 
 
 def hypervolume(accuracy: np.ndarray, latency: np.ndarray, acc_range: tuple[float, float],

@@ -16,6 +16,7 @@ carries both its ops and its number of additions: a prediction is 3 gathers.
 """
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -33,9 +34,13 @@ CLASSES = 10
 RESOLUTION = 32
 N_CODES = len(codec.OPS) ** 3
 _INCOMING = [[e for e, (_, dst) in enumerate(codec.EDGES) if dst == j] for j in (1, 2, 3)]
-_GROUPS = [  # the string of node j's group from a row of op codes (fast path of codec.format_arch)
-    (lambda row, edges=edges: "|" + "|".join(f"{codec.OPS[row[e]]}~{codec.EDGES[e][0]}" for e in edges) + "|")
-    for edges in _INCOMING]
+_RADICES = len(codec.OPS) ** np.arange(len(codec.EDGES) - 1, -1, -1)
+
+
+@functools.cache
+def _all_strings() -> tuple[str, ...]:
+    """Every architecture string, indexed by its op codes read as a base-5 number (enumeration order)."""
+    return tuple(codec.format_arch(ops) for ops in codec.all_archs())
 
 
 def op_block(op: str, stage: int) -> Signature:
@@ -102,8 +107,8 @@ class NasBench201Space(Space):
 
     def from_choices(self, codes: np.ndarray) -> list[str]:
         """Architecture strings of (n, 6) op codes."""
-        codes = self.check_choices(codes)
-        return ["+".join(_GROUPS[i](row) for i in range(3)) for row in codes.tolist()]
+        strings = _all_strings()
+        return [strings[i] for i in (self.check_choices(codes) @ _RADICES).tolist()]
 
     def check_choices(self, codes: np.ndarray) -> np.ndarray:
         """(n, 6) op codes as int64; ValueError "nasbench201 op codes must lie in 0..4" otherwise."""
@@ -123,7 +128,7 @@ class NasBench201Space(Space):
 
     def enumerate(self) -> list[str]:
         """All 15,625 architectures (order of :func:`lut.nasbench201.all_archs`)."""
-        return [codec.format_arch(ops) for ops in codec.all_archs()]
+        return list(_all_strings())
 
     def blocks(self, arch: str) -> list[Signature]:
         """The network's blocks in execution order (cells expanded, Adds included)."""
