@@ -25,6 +25,14 @@ class DeviceFailure(HwnasError):
     exit_code = 1
 
 
+class StoreLocked(DeviceFailure):
+    """Another process held the measurement store's write lock for longer than we wait."""
+
+
+class StoreFull(DeviceFailure):
+    """The disk under the workspace is full (or failed a write); nothing was half-written."""
+
+
 class AgentError(DeviceFailure):
     """The agent on a device answered with an error or misbehaved.
 

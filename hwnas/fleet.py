@@ -15,6 +15,7 @@ every agent, lets workers finish the row they are writing, and re-raises.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -23,7 +24,8 @@ from typing import Any, Callable, Generic, TypeVar
 
 from hwnas.agent_client import HELLO_TIMEOUT_S, AgentClient
 from hwnas.config import DeviceConfig, Registry
-from hwnas.errors import AgentProtocolError, AgentTimeout, DeviceFailure, DeviceUnreachable, HwnasError
+from hwnas.errors import (AgentProtocolError, AgentTimeout, DeviceFailure, DeviceUnreachable, HwnasError,
+                          StoreFull)
 from hwnas.store import Store
 from hwnas.transports import open_transport
 
@@ -128,6 +130,13 @@ class Worker:
                     self._discard(client)
                     log.error("hwnas: %s", exc)
                     return Outcome(name, error=exc)
+                except OSError as exc:
+                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                        raise
+                    self._discard(client)
+                    error = StoreFull(f"{name}: no space left on the device for {exc.filename or 'the workspace'}")
+                    log.error("hwnas: %s", error)
+                    return Outcome(name, error=error)
             return Outcome(name, error=DeviceFailure(f"{name}: interrupted"))
         finally:
             self._close()
@@ -169,7 +178,10 @@ def _join_all(threads: list[threading.Thread], on_interrupt: Callable[[], None])
 def run(registry: Registry, devices: list[DeviceConfig], work: Callable[[DeviceConfig, AgentClient], T],
         store: Store | None = None, policy: FaultPolicy | None = None) -> list[Outcome[T]]:
     """Run ``work(device, client)`` on every device concurrently, surviving faults; outcomes in device order."""
-    store = store or Store(registry.workspace)
+    names = [d.name for d in devices]
+    if len(set(names)) != len(names):  # callers deduplicate (hwnas.cli.common.devices); this is the guarantee
+        raise ValueError(f"a device is listed twice in {names}: never two agents on one device")
+    store = store or Store(registry.workspace, lock_timeout_s=registry.config.store_lock_timeout_s)
     stop = threading.Event()
     workers = [Worker(registry, d, store, policy or FaultPolicy(), stop) for d in devices]
     outcomes: list[Outcome[Any]] = [Outcome(device=d.name) for d in devices]

@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 device/runtime failure, 2 bad input.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 
@@ -66,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("hwnas: error")
         print(f"hwnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk anywhere we write (ONNX cache, outputs): exit 1, one sentence
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        if debug:
+            log.exception("hwnas: error")
+        print(f"hwnas: error: no space left on the device for {exc.filename or 'a file we write'}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("hwnas: interrupted", file=sys.stderr)
         return 130
