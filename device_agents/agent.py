@@ -95,8 +95,13 @@ class Agent:
         if hashlib.sha256(data).hexdigest() != req["sha256"]:
             raise RequestFailed("bad_model", "model bytes do not match their sha256")
         partial = self.tmp / f"{req['sha256']}.part"
-        partial.write_bytes(data)
-        os.replace(partial, path)
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, path)
+        except OSError as exc:  # e.g. a full disk: report it and keep serving, leave no partial file
+            partial.unlink(missing_ok=True)
+            raise RequestFailed("runtime", f"cannot cache the model in the agent's work dir: "
+                                           f"{exc.strerror or exc}") from None
         return {"sha256": req["sha256"], "cached": False, "bytes": len(data)}
 
     def _find_model(self, sha: str) -> tuple[Path, str]:
@@ -202,6 +207,8 @@ class Agent:
             return protocol.error(rid, "protocol", str(exc)), True
         except RequestFailed as exc:
             return protocol.error(rid, exc.kind, str(exc)), True
+        except OSError as exc:  # the device's disk or files failed (full, read-only): a reply, not a crash
+            return protocol.error(rid, "runtime", f"the device's file system failed: {exc}"), True
 
 
 def serve(workdir: Path, stdin: BinaryIO, out: BinaryIO) -> None:
