@@ -57,6 +57,15 @@ def test_newer_schema_is_refused(tmp_path):
         Store(tmp_path)
 
 
+def test_newer_user_version_is_refused(tmp_path):
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "measurements.sqlite")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(BadInput, match=f"schema version {SCHEMA_VERSION + 1} is newer"):
+        Store(tmp_path)
+
+
 def test_not_a_database_is_refused(tmp_path):
     (tmp_path / "measurements.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(BadInput, match="not a usable hwnas store"):
