@@ -24,8 +24,14 @@ from typing import Any, Callable, Generic, TypeVar
 
 from hwnas.agent_client import HELLO_TIMEOUT_S, AgentClient
 from hwnas.config import DeviceConfig, Registry
-from hwnas.errors import (AgentProtocolError, AgentTimeout, DeviceFailure, DeviceUnreachable, HwnasError,
-                          StoreFull)
+from hwnas.errors import (
+    AgentProtocolError,
+    AgentTimeout,
+    DeviceFailure,
+    DeviceUnreachable,
+    HwnasError,
+    StoreFull,
+)
 from hwnas.store import Store
 from hwnas.transports import open_transport
 

@@ -257,8 +257,9 @@ class Store:
     def _migrate(self) -> None:
         """Bring the schema to :data:`SCHEMA_VERSION`: forward migrations in one transaction.
         An up-to-date store is only read here (opening it needs no write lock)."""
-        self._check_newer(self._version())
-        if self._version() == SCHEMA_VERSION:
+        version = self._version()
+        self._check_newer(version)
+        if version == SCHEMA_VERSION:
             return
         if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self._db.execute("PRAGMA journal_mode=WAL")

@@ -113,7 +113,7 @@ def tmpfs(size: str):
     """A real small tmpfs, unmounted afterwards; skips the test where mounting is impossible."""
     point = Path(tempfile.mkdtemp(prefix="hwnas-tmpfs-"))
     result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=False)
     if result.returncode:
         point.rmdir()
         pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip() or result.returncode}")
@@ -184,11 +184,10 @@ def test_an_up_to_date_store_opens_and_reads_while_another_process_writes(tmp_pa
 
 def fill(point: Path) -> None:
     """Fill a mount until the kernel says ENOSPC."""
-    with open(point / "filler", "wb") as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0" * (1 << 16))
-                f.flush()
+    with open(point / "filler", "wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * (1 << 16))
+            f.flush()
 
 
 def test_a_full_disk_writes_nothing_and_says_so(tmp_path):

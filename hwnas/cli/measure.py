@@ -5,9 +5,11 @@ import argparse
 import logging
 from typing import Any
 
-from hwnas.cli import add_common
-from hwnas.cli.common import devices as named_devices, registry, run_id, sessions as checked_sessions, store
 from hwnas import fleet
+from hwnas.cli import add_common
+from hwnas.cli.common import devices as named_devices
+from hwnas.cli.common import registry, run_id, store
+from hwnas.cli.common import sessions as checked_sessions
 from hwnas.measure import device_settings, measure_items, model_item, request_key
 from hwnas.output import print_json, print_table
 from hwnas.progress import bar, window_sessions

@@ -6,7 +6,9 @@ from dataclasses import asdict
 
 from hwnas import spaces, sweep
 from hwnas.cli import add_common
-from hwnas.cli.common import devices as named_devices, registry, run_id, sessions as checked_sessions, store
+from hwnas.cli.common import devices as named_devices
+from hwnas.cli.common import registry, run_id, store
+from hwnas.cli.common import sessions as checked_sessions
 from hwnas.errors import BadInput
 from hwnas.output import print_json, print_table
 
