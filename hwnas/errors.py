@@ -6,6 +6,11 @@ one place (:func:`hwnas.cli.main`).
 """
 from __future__ import annotations
 
+import errno
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""The ``OSError.errno`` values of a full disk (or quota): a device failure, exit 1."""
+
 
 class HwnasError(Exception):
     """Base of every error hwnas reports to a user as one sentence."""

@@ -15,7 +15,6 @@ every agent, lets workers finish the row they are writing, and re-raises.
 """
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 import time
@@ -24,14 +23,8 @@ from typing import Any, Callable, Generic, TypeVar
 
 from hwnas.agent_client import HELLO_TIMEOUT_S, AgentClient
 from hwnas.config import DeviceConfig, Registry
-from hwnas.errors import (
-    AgentProtocolError,
-    AgentTimeout,
-    DeviceFailure,
-    DeviceUnreachable,
-    HwnasError,
-    StoreFull,
-)
+from hwnas.errors import (NO_SPACE, AgentProtocolError, AgentTimeout, DeviceFailure, DeviceUnreachable,
+                          HwnasError, StoreFull)
 from hwnas.store import Store
 from hwnas.transports import open_transport
 
@@ -137,7 +130,7 @@ class Worker:
                     log.error("hwnas: %s", exc)
                     return Outcome(name, error=exc)
                 except OSError as exc:
-                    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    if exc.errno not in NO_SPACE:
                         raise
                     self._discard(client)
                     error = StoreFull(f"{name}: no space left on the device for {exc.filename or 'the workspace'}")
@@ -195,6 +188,9 @@ def run(registry: Registry, devices: list[DeviceConfig], work: Callable[[DeviceC
     def target(i: int) -> None:
         try:
             outcomes[i] = workers[i].run(work)
+        except HwnasError as exc:  # e.g. the store locked or full while a fault was being recorded
+            log.error("hwnas: %s", exc)
+            outcomes[i] = Outcome(devices[i].name, error=exc)
         except Exception as exc:  # a bug in work: keep it as this device's outcome, with the traceback logged
             log.exception("%s: unexpected error", devices[i].name)
             outcomes[i] = Outcome(devices[i].name, error=DeviceFailure(f"{devices[i].name}: {exc}"))

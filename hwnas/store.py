@@ -20,7 +20,6 @@ BadInput (exit 2); anything else SQLite rejects is "not a usable hwnas store" (e
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -32,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from hwnas.errors import BadInput, StoreFull, StoreLocked
+from hwnas.errors import NO_SPACE, BadInput, StoreFull, StoreLocked
 
 log = logging.getLogger("hwnas")
 
@@ -186,7 +185,7 @@ def _workspace_folder(folder: Path) -> None:
         raise BadInput(f"workspace {folder}: the path (or a part of it) is a file, not a folder; "
                        "set `workspace:` in hardware.yaml to a folder") from None
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno in NO_SPACE:
             raise StoreFull(f"cannot create the workspace {folder}: no space left on the device") from None
         raise BadInput(f"cannot create the workspace {folder}: {exc.strerror or exc}") from None
 
@@ -217,18 +216,20 @@ class Store:
         except sqlite3.Error as exc:
             raise self._typed(exc) from None
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreFull(f"the store {self.path}: no space left on the device; nothing was "
-                                "half-written (free space and run again)") from None
+            if exc.errno in NO_SPACE:
+                raise self._full() from None
             raise
+
+    def _full(self) -> StoreFull:
+        return StoreFull(f"the store {self.path}: no space left on the device; nothing was half-written "
+                         "(free space and run again)")
 
     def _typed(self, exc: sqlite3.Error) -> Exception:
         if _is_code(exc, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return StoreLocked(f"the store {self.path} is locked by another process (waited "
                                f"{self.lock_timeout_s:.0f} s); let it finish, or use another workspace")
-        if _is_code(exc, sqlite3.SQLITE_FULL) or "disk is full" in str(exc):
-            return StoreFull(f"the store {self.path}: no space left on the device; nothing was "
-                             "half-written (free space and run again)")
+        if _is_code(exc, sqlite3.SQLITE_FULL):
+            return self._full()
         if _is_code(exc, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
             what = "is read-only" if _read_only(self.path) else "cannot be opened for writing"
             return BadInput(f"the store {self.path} {what} ({exc}); make the workspace writable, or point "

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from device_agents.timing import summarize
 from hwnas.cli import main
 from hwnas.store import Store
@@ -54,6 +56,7 @@ def run_until_sessions_then_kill(args: list[str], db: Path, at_least: int, below
     return before
 
 
+@pytest.mark.slow
 def test_sigkill_mid_window_of_a_network_sweep_loses_no_session(tmp_path):
     cfg = local_config(tmp_path, measurement=THREE)
     db = tmp_path / "ws" / "measurements.sqlite"

@@ -9,11 +9,10 @@ Exit codes: 0 success, 1 device/runtime failure, 2 bad input.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import sys
 
-from hwnas.errors import HwnasError
+from hwnas.errors import NO_SPACE, HwnasError
 
 log = logging.getLogger("hwnas")
 
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hwnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:  # a full disk anywhere we write (ONNX cache, outputs): exit 1, one sentence
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in NO_SPACE:
             raise
         if debug:
             log.exception("hwnas: error")
