@@ -148,14 +148,14 @@ def test_lock_held_mid_run_on_two_devices_ends_with_exit_1_not_a_hang(tmp_path, 
 def test_lock_released_within_the_wait_lets_both_devices_finish(tmp_path, models):
     db = tmp_path / "ws" / "measurements.sqlite"
     cfg = two_local_devices(tmp_path, tmp_path / "ws", lock_timeout_s=30)
-    proc = start_measure(cfg, models[:16], "a", "b")
+    proc = start_measure(cfg, models[:8], "a", "b")
     wait_for(lambda: rows(db, "a") >= 1 and rows(db, "b") >= 1, proc)
     with lock_holder(db, hold_s=3) as holder:
         holder.wait(timeout=30)
         code, out, err = finish(proc)
     assert code == 0, err
     assert "is locked by another process; waiting up to 30 s" in err and "Traceback" not in err
-    assert len(json.loads(out)) == 32 and rows(db, "a") == rows(db, "b") == 16
+    assert len(json.loads(out)) == 16 and rows(db, "a") == rows(db, "b") == 8
 
 
 def test_a_failed_begin_releases_the_thread_lock(tmp_path):
