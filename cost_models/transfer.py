@@ -35,8 +35,9 @@ import logging
 import math
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -128,7 +129,7 @@ class TransferRegressor(BaseEstimator):
         self.source_scale = source_scale
         self.mean_scale = mean_scale
 
-    def fit(self, X: Any, y: Sequence[float], prior_X: Any, prior_Y: Any) -> "TransferRegressor":
+    def fit(self, X: Any, y: Sequence[float], prior_X: Any, prior_Y: Any) -> TransferRegressor:
         """Fit on ``k`` target measurements ``(X, y)`` with source latencies ``prior_Y`` as prior.
 
         ``X`` and ``prior_X`` are architectures (strings, op tuples or op codes);
@@ -352,7 +353,8 @@ def transfer_csv(prior_path: str | os.PathLike, target_path: str | os.PathLike,
     used = [devices[i] for i in model.sources_used_]
     skipped = [d for d in devices if d not in used]
     if skipped:
-        log.warning("%s: ignored device column(s) %s (too few measurements to fit a prior)", prior_path, ", ".join(skipped))
+        log.warning("%s: ignored device column(s) %s (too few measurements to fit a prior)",
+                    prior_path, ", ".join(skipped))
     if any(is_degenerate(a) for a in archs):
         log.warning("%s: degenerate architectures (no path from input to output) are predicted too, "
                     "but such cells compute nothing useful", archs_path)

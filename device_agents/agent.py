@@ -12,8 +12,9 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from device_agents import agent_version, facts, protocol, timing
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -67,7 +67,7 @@ class TvmRpcTransportConfig(_Strict):
     key: str = Field(min_length=1)
 
 
-Transport = Annotated[Union[LocalTransportConfig, SshTransportConfig, TvmRpcTransportConfig],
+Transport = Annotated[LocalTransportConfig | SshTransportConfig | TvmRpcTransportConfig,
                       Field(discriminator="type")]
 
 
@@ -115,7 +115,7 @@ class SimulatorRuntimeConfig(_Strict):
     dataflow: Literal["os", "ws", "is"] = "ws"
 
 
-Runtime = Annotated[Union[OrtRuntimeConfig, TvmRuntimeConfig, SimulatorRuntimeConfig],
+Runtime = Annotated[OrtRuntimeConfig | TvmRuntimeConfig | SimulatorRuntimeConfig,
                     Field(discriminator="backend")]
 
 
@@ -165,7 +165,7 @@ class HardwareConfig(_Strict):
     devices: list[DeviceConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "HardwareConfig":
+    def _unique_names(self) -> HardwareConfig:
         seen: set[str] = set()
         for device in self.devices:
             if device.name in seen:

@@ -17,8 +17,8 @@ import posixpath
 import shlex
 import stat
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import paramiko
 
@@ -72,7 +72,7 @@ def exists(sftp: paramiko.SFTPClient, path: str) -> bool:
         sftp.stat(path)
     except FileNotFoundError:
         return False
-    except IOError as exc:
+    except OSError as exc:
         if exc.errno == errno.ENOENT:
             return False
         raise
@@ -88,7 +88,7 @@ def makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
             continue
         try:
             sftp.mkdir(partial, 0o755)
-        except IOError:
+        except OSError:
             if not exists(sftp, partial):  # lost a race with another uploader: fine
                 raise
 
@@ -118,7 +118,7 @@ def ensure_agent(sftp: paramiko.SFTPClient, workdir: str) -> tuple[str, bool]:
         sftp.putfo(io.BytesIO(data), remote)
     try:
         sftp.rename(staging, target)
-    except IOError:
+    except OSError:
         if not exists(sftp, target):
             raise
         remove_tree(sftp, staging)  # another session deployed the same version first

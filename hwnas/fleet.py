@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hwnas.agent_client import HELLO_TIMEOUT_S, AgentClient
 from hwnas.config import DeviceConfig, Registry

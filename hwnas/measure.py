@@ -24,9 +24,10 @@ import hashlib
 import random
 import statistics
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from device_agents.timing import probe_name
 from hwnas.agent_client import AgentClient, file_sha256

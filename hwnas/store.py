@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from hwnas.errors import BadInput
 
@@ -140,7 +141,7 @@ class Store:
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     class _Tx:
-        def __init__(self, store: "Store") -> None:
+        def __init__(self, store: Store) -> None:
             self.store = store
 
         def __enter__(self) -> sqlite3.Connection:
@@ -154,7 +155,7 @@ class Store:
             finally:
                 self.store._lock.release()
 
-    def _transaction(self) -> "Store._Tx":
+    def _transaction(self) -> Store._Tx:
         return Store._Tx(self)
 
     def add(self, m: Measurement, node_profile: list[dict[str, Any]] | None = None) -> int:

@@ -26,7 +26,8 @@ BAD = {
     "unknown transport": (HEAD + "    transport: {type: carrier_pigeon}\n" + ORT, 4, "devices[0].transport"),
     "missing runtime": (HEAD + LOCAL, 2, "devices[0].runtime"),
     "unknown backend": (HEAD + LOCAL + "    runtime: {backend: tflite}\n", 5, "devices[0].runtime"),
-    "zero threads": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, threads: 0}\n", 5, "devices[0].runtime.threads"),
+    "zero threads": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, threads: 0}\n", 5,
+                     "devices[0].runtime.threads"),
     "threads not int": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, threads: many}\n", 5, "runtime.threads"),
     "bad provider": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, providers: [cpu]}\n", 5, "runtime.providers"),
     "empty providers": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, providers: []}\n", 5, "runtime.providers"),
@@ -36,10 +37,12 @@ BAD = {
     "unknown ssh key": (HEAD + SSH + "      hostname: x\n" + ORT, 8, "transport.hostname: unknown key"),
     "unknown device key": (HEAD + LOCAL + ORT + "    colour: red\n", 6, "devices[0].colour: unknown key"),
     "negative affinity": (HEAD + LOCAL + ORT + "    affinity: [0, -1]\n", 6, "devices[0].affinity[1]"),
-    "tvm target without kind": (HEAD + LOCAL + "    runtime: {backend: tvm, target: {mcpu: a72}}\n", 5, "runtime.target"),
+    "tvm target without kind": (HEAD + LOCAL + "    runtime: {backend: tvm, target: {mcpu: a72}}\n", 5,
+                                "runtime.target"),
     "tvm negative trials": (HEAD + LOCAL + "    runtime: {backend: tvm, target: {kind: llvm}, trials: -1}\n", 5,
                             "runtime.trials"),
-    "simulator without clock": (HEAD + LOCAL + "    runtime: {backend: simulator, simulator: scalesim, array: [8, 8]}\n",
+    "simulator without clock": (HEAD + LOCAL
+                                + "    runtime: {backend: simulator, simulator: scalesim, array: [8, 8]}\n",
                                 5, "runtime.clock_mhz"),
     "bad measurement repeat": (HEAD + LOCAL + ORT + "    measurement: {repeat: 1}\n", 6, "measurement.repeat"),
     "duplicate names": (HEAD + LOCAL + ORT + "  - name: d\n    kind: x86_cpu\n" + LOCAL + ORT, 1, "used twice"),
@@ -47,9 +50,11 @@ BAD = {
     "devices not a list": ("devices: {a: 1}\n", 1, "devices"),
     "top level is a list": ("- a\n- b\n", 1, "must be a mapping"),
     "broken yaml": ("devices:\n  - name: [unclosed\n", 3, "not valid YAML"),
-    "unset env var": (HEAD + "    transport:\n      type: ssh\n      host: ${HWNAS_TEST_UNSET_VAR}\n      user: u\n" + ORT,
+    "unset env var": (HEAD + "    transport:\n      type: ssh\n      host: ${HWNAS_TEST_UNSET_VAR}\n"
+                      "      user: u\n" + ORT,
                       6, "HWNAS_TEST_UNSET_VAR is not set"),
-    "second device bad": (HEAD + LOCAL + ORT + "  - name: e\n    kind: npu\n" + LOCAL + "    runtime: {backend: onnxruntime, threads: -2}\n",
+    "second device bad": (HEAD + LOCAL + ORT + "  - name: e\n    kind: npu\n" + LOCAL
+                          + "    runtime: {backend: onnxruntime, threads: -2}\n",
                           9, "devices[1].runtime.threads"),
 }
 

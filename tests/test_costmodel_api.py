@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cost_models.features import FeatureMap
-from hwnas import costmodel_api as api, load_cost_model, spaces
+from hwnas import costmodel_api as api
+from hwnas import load_cost_model, spaces
 from hwnas.errors import BadInput
 from lut import nasbench201 as codec
 from tests.helpers import local_config

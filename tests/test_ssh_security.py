@@ -15,7 +15,8 @@ from hwnas.store import Store
 from tests import sshd_harness as harness
 from tests.helpers import probe_model_file
 
-FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
+# drift retries off: see tests/helpers.py
+FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
@@ -144,5 +145,6 @@ def test_agent_writes_nothing_outside_its_workdir(tmp_path, ssh_server, capsys):
     assert code == 0, captured.err
     written = written_paths(trace.read_text(), str(Path.home()))
     assert written, "strace recorded no writes at all: the trace is not working"
-    outside = sorted({p for p in written if not p.startswith(str(workdir) + "/") and p not in ("/dev/null", "/dev/tty")})
+    outside = sorted({p for p in written
+                      if not p.startswith(str(workdir) + "/") and p not in ("/dev/null", "/dev/tty")})
     assert outside == []

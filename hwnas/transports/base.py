@@ -5,8 +5,9 @@ import collections
 import queue
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from device_agents import protocol
 from hwnas.errors import AgentTimeout, DeviceUnreachable
@@ -93,7 +94,7 @@ class Transport(ABC):
         self.device = device
         self.workspace = Path(workspace)
 
-    def connect(self) -> None:
+    def connect(self) -> None:  # noqa: B027 - an optional hook, not abstract: most transports have nothing to open
         """Open (or re-open after a loss) the connection to the device; a no-op where there is none.
 
         Raises DeviceUnreachable when the device cannot be reached (worth retrying later)."""
@@ -106,5 +107,5 @@ class Transport(ABC):
         """Place a model in the agent's cache out of band; False if this transport cannot (bytes go in-band)."""
         return False
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most transports hold nothing
         """Release connections held by the transport."""

@@ -130,10 +130,11 @@ class SshTransport(Transport):
                            banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout, sock=sock)
         except paramiko.BadHostKeyException as exc:
             client.close()
+            remove = deploy.command(["ssh-keygen", "-R", self._host_id(host, port), "-f", str(known_hosts)])
             raise HostKeyRejected(
                 f"device {name}: host key of {host}:{port} CHANGED (known {fingerprint(exc.expected_key)}, "
                 f"offered {fingerprint(exc.key)}) — refusing to connect; if the device was really reinstalled, "
-                f"remove the old entry with `{deploy.command(['ssh-keygen', '-R', self._host_id(host, port), '-f', str(known_hosts)])}` "
+                f"remove the old entry with `{remove}` "
                 "and trust the new key") from None
         except paramiko.AuthenticationException as exc:
             client.close()
@@ -145,7 +146,8 @@ class SshTransport(Transport):
             raise
         except (OSError, EOFError, paramiko.SSHException) as exc:
             client.close()
-            raise DeviceUnreachable(f"device {name}: cannot connect to {user}@{host}:{port} ({exc or type(exc).__name__})") from None
+            raise DeviceUnreachable(f"device {name}: cannot connect to {user}@{host}:{port} "
+                                    f"({exc or type(exc).__name__})") from None
         client.get_transport().set_keepalive(KEEPALIVE_S)
         return client
 
@@ -205,11 +207,12 @@ class SshTransport(Transport):
             channel.exec_command(deploy.command(argv))
             out = channel.makefile("rb").read()
             if not channel.status_event.wait(timeout):
-                raise socket.timeout("no exit status")
+                raise TimeoutError("no exit status")
             channel.close()
             return channel.recv_exit_status(), out
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise DeviceUnreachable(f"device {self.device.name}: remote command failed ({exc or type(exc).__name__})") from None
+            raise DeviceUnreachable(f"device {self.device.name}: remote command failed "
+                                    f"({exc or type(exc).__name__})") from None
 
     # --- agent -------------------------------------------------------------------------------
 
@@ -219,7 +222,8 @@ class SshTransport(Transport):
                 self.agent_dir, uploaded = deploy.ensure_agent(self._sftp_client(), self.workdir)
             except (OSError, EOFError, paramiko.SSHException) as exc:
                 self._drop()
-                raise DeviceUnreachable(f"device {self.device.name}: agent upload to {self.workdir} failed ({exc})") from None
+                raise DeviceUnreachable(f"device {self.device.name}: agent upload to {self.workdir} "
+                                        f"failed ({exc})") from None
             if uploaded:
                 log.info("%s: deployed agent to %s", self.device.name, self.agent_dir)
         return self.agent_dir
@@ -284,10 +288,12 @@ class SshTransport(Transport):
             sent = deploy.put_model(self._sftp_client(), self.workdir, sha256, fmt, Path(path))
         except (OSError, EOFError, paramiko.SSHException) as exc:
             if isinstance(exc, PermissionError):
-                raise DeviceFailure(f"device {self.device.name}: cannot write models under {self.workdir} ({exc})") from None
+                raise DeviceFailure(f"device {self.device.name}: cannot write models under {self.workdir} "
+                                    f"({exc})") from None
             with self._lock:
                 self._drop()
-            raise DeviceUnreachable(f"device {self.device.name}: model upload failed ({exc or type(exc).__name__})") from None
+            raise DeviceUnreachable(f"device {self.device.name}: model upload failed "
+                                    f"({exc or type(exc).__name__})") from None
         if sent:
             log.debug("%s: uploaded model %s (%d bytes)", self.device.name, sha256[:12], os.path.getsize(path))
         self._present.add(sha256)

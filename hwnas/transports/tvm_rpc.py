@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from device_agents import agent as agent_mod, agent_version, protocol, timing, tvm_runner
+from device_agents import agent as agent_mod
+from device_agents import agent_version, protocol, timing, tvm_runner
 from hwnas.errors import DeviceUnreachable
 from hwnas.transports.base import AgentProcess, Transport
 
