@@ -33,7 +33,7 @@ import numpy as np
 
 from cost_models.kernels import KernelTable
 from cost_models.network_model import NetworkCostModel
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 from lut.table import Entry, LatencyTable
 
 FORMAT = "hwnas-costmodel"

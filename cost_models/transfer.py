@@ -34,7 +34,6 @@ import functools
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from lut.atomic import atomic_open
 from lut.nasbench201 import EDGES, OPS, all_archs, encode, is_degenerate, parse_arch
 
 log = logging.getLogger("hwnas")
@@ -320,20 +320,11 @@ def read_archs(path: str | os.PathLike) -> tuple[list[str], list[tuple[str, ...]
 
 
 def write_predictions(path: str | os.PathLike, archs: Sequence[str], latency_ms: Sequence[float]) -> None:
-    """Write ``arch,latency_ms`` atomically (a temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["arch", "latency_ms"])
-            writer.writerows([a, f"{v:.6g}"] for a, v in zip(archs, latency_ms))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``arch,latency_ms`` atomically; the folder must exist (an OSError names ``path``)."""
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["arch", "latency_ms"])
+        writer.writerows([a, f"{v:.6g}"] for a, v in zip(archs, latency_ms))
 
 
 def transfer_csv(prior_path: str | os.PathLike, target_path: str | os.PathLike,

@@ -45,7 +45,7 @@ from hwnas.progress import bar
 from hwnas.spaces import Space
 from hwnas.store import Store
 from lut import nasbench201 as nb201_codec
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 from lut.table import BASELINE, LatencyTable
 
 MIN_NETWORKS = 8
