@@ -26,6 +26,7 @@ import device_agents
 
 MODEL_SUFFIX = {"onnx": ".onnx", "tvm": ".so"}  # the agent's model cache names (device_agents.agent)
 PID_PREFIX = "hwnas-agent-pid "
+NO_PYTHON = "hwnas-agent-no-python"  # the first stderr line instead of the pid when the interpreter is missing
 
 
 def command(argv: Iterable[str]) -> str:
@@ -55,12 +56,14 @@ def agent_dir(workdir: str) -> str:
 
 
 def agent_command(python: str, workdir: str, directory: str) -> str:
-    """The command that starts the deployed agent; its first stderr line carries the agent's pid.
+    """The command that starts the deployed agent; its first stderr line carries the agent's pid
+    (or :data:`NO_PYTHON` when ``python`` is not there: said, not guessed from a closed channel).
 
     Byte-code and runtime caches (onnxruntime keeps a database under ``$XDG_CACHE_HOME``)
     are pointed into the work dir: the agent writes nothing outside it."""
+    check = f"command -v {shlex.quote(python)} >/dev/null 2>&1 || {{ echo {NO_PYTHON} >&2; exit 127; }}; "
     pid_line = f"echo {PID_PREFIX.strip()} $$ >&2; exec "
-    return pid_line + command(["env", f"PYTHONPATH={directory}",
+    return check + pid_line + command(["env", f"PYTHONPATH={directory}",
                                f"PYTHONPYCACHEPREFIX={posixpath.join(workdir, 'pycache')}",
                                f"XDG_CACHE_HOME={posixpath.join(workdir, 'cache')}",
                                python, "-m", "device_agents", "--workdir", workdir])

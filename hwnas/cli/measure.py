@@ -70,5 +70,6 @@ def run(args: argparse.Namespace) -> int:
         print_table(["model", "device", "latency_ms", "spread", "cov", "valid"],
                     [[r["model"], r["device"], r["latency_ms"], f"{r['session_spread']:.1%}",
                       f"{r['cov']:.1%}", "yes" if r["valid"] else "no"] for r in rows])
-        print(f"\nstored in {st.path}")
+        if rows:
+            print(f"\nstored in {st.path}")
     return worst

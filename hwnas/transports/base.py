@@ -66,7 +66,8 @@ class AgentProcess:
             self._write(frame)
         except (OSError, EOFError, ValueError) as exc:
             self.alive = False
-            raise DeviceUnreachable(f"{self.name}: agent stopped accepting requests ({exc})") from None
+            tail = self.stderr_tail()
+            raise DeviceUnreachable(f"{self.name}: agent stopped accepting requests ({tail or exc})") from None
 
     def recv(self, timeout: float) -> bytes:
         """Next reply line; AgentTimeout after ``timeout`` s, DeviceUnreachable on EOF."""
