@@ -145,7 +145,8 @@ class Agent:
         except mismatch as exc:
             raise RequestFailed("runtime", f"{backend} output check failed: {exc}") from None
         except Exception as exc:  # the runtime rejected the model: report, keep serving
-            raise RequestFailed("bad_model", f"{backend} cannot load the model: {exc}") from None
+            detail = str(exc).replace(str(path), "<model>")  # the host names the user's file, not our cache
+            raise RequestFailed("bad_model", f"{backend} cannot load the model: {detail}") from None
         try:
             result = timing.measure(run, settings, self._reference(settings))
         except Exception as exc:

@@ -75,7 +75,11 @@ def test_changed_host_key_refused_even_with_trust_on_first_use(tmp_path, ssh_ser
 def test_hostile_device_name_workdir_and_python_path_run_nothing(tmp_path, ssh_server, capsys):
     token = secrets.token_hex(4)
     marks = [f"pw{token}{i}" for i in range(6)]
-    name = f"e;touch {marks[0]} $(touch {marks[1]})`touch {marks[2]}`'\" x"
+    hostile = f"e;touch {marks[0]} $(touch {marks[1]})`touch {marks[2]}`'\" x"
+    cfg = write_config(tmp_path, harness.ssh_device_yaml(hostile, ssh_server, tmp_path / "remote", FAST))
+    assert main(["devices", "check", "--config", str(cfg)]) == 2  # names are safe path components
+    assert "devices[0].name" in capsys.readouterr().err
+    name = "e.hostile-paths_1"
     workdir = tmp_path / f"work dir; touch {marks[3]} $(touch {marks[4]}) 'q\" x"
     bindir = tmp_path / f"bin $(touch {marks[5]}); 'x"
     bindir.mkdir()

@@ -8,7 +8,8 @@ from typing import Any
 from hwnas import fleet
 from hwnas.cli import add_common
 from hwnas.cli.common import registry, run_id, store
-from hwnas.measure import measure_items, model_item
+from hwnas.errors import BadInput
+from hwnas.measure import measure_items, model_item, parse_input_shapes
 from hwnas.output import print_json, print_table
 from hwnas.progress import bar, window_sessions
 
@@ -22,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--onnx", nargs="+", required=True, metavar="FILE", help="ONNX model files")
     p.add_argument("--sessions", type=int, default=None,
                    help="fresh runtime sessions per model (default: the device's measurement.sessions)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                   help="shape of an input with dynamic dimensions, e.g. input=1,3,224,224 (repeatable; "
+                        "without it dynamic dimensions are 1 and the result is marked not valid)")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -32,7 +36,8 @@ def result_row(item, m) -> dict[str, Any]:
             "backend": m.backend, "session_spread": m.session_spread, "cov": m.stats["cov"],
             "p10_ms": m.stats["p10_ms"], "p90_ms": m.stats["p90_ms"], "sessions": m.sessions,
             "sessions_left_out_for_drift": len(m.stats.get("drifted_session_medians_ms", [])),
-            "valid": m.valid, "warnings": m.warnings, "sha256": m.model_sha256, "measurement_id": m.id}
+            "valid": m.valid, "warnings": m.warnings, "input_shapes": m.stats.get("input_shapes"),
+            "sha256": m.model_sha256, "measurement_id": m.id}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
     reg = registry(args)
     devices = [reg.device(n) for n in args.device]
     items = [model_item(path) for path in args.onnx]
+    shapes = parse_input_shapes(args.input_shape, items)
+    other = [d.name for d in devices if d.backend != "onnxruntime"]
+    if shapes and other:
+        raise BadInput(f"--input-shape applies to ONNX Runtime devices; {other[0]} uses another backend "
+                       "(its compiled model has fixed shapes)")
     st = store(reg)
     rid = run_id()
     bars = {d.name: bar(len(items), d.name, quiet=args.json, unit="model", position=i)
@@ -52,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         bars[device_name].update(1)
 
     def work(device, client):  # called again after a fault: measure_items resumes where the run left off
-        measure_items(device, client, st, items, rid, sessions=args.sessions,
+        measure_items(device, client, st, items, rid, sessions=args.sessions, input_shapes=shapes,
                       on_done=lambda item, m: done(device.name, item, m),
                       on_session=window_sessions(bars[device.name]))
 
