@@ -95,9 +95,17 @@ class Agent:
             raise RequestFailed("protocol", "load.data_b64 is not valid base64") from None
         if hashlib.sha256(data).hexdigest() != req["sha256"]:
             raise RequestFailed("bad_model", "model bytes do not match their sha256")
-        partial = self.tmp / f"{req['sha256']}.part"
-        partial.write_bytes(data)
-        os.replace(partial, path)
+        # the agent is deployed alone (no lut.atomic): the same recipe, a pid-unique name (one agent
+        # process serves one request at a time; two agents on one device may load the same model)
+        partial = self.tmp / f"{req['sha256']}.{os.getpid()}.part"
+        try:
+            with open(partial, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
         return {"sha256": req["sha256"], "cached": False, "bytes": len(data)}
 
     def _find_model(self, sha: str) -> tuple[Path, str]:
