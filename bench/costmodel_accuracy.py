@@ -44,7 +44,8 @@ import numpy as np
 from bench.common import RESULTS, hwnas, machine, write
 from cost_models.metrics import spearman_rho, summary
 from cost_models.network_model import cross_val_predict
-from hwnas import config, costmodel_api as api, fleet, spaces
+from hwnas import config, fleet, spaces
+from hwnas import costmodel_api as api
 from hwnas.cli.common import run_id
 from hwnas.measure import measure_items
 from hwnas.store import Store

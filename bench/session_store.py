@@ -66,7 +66,8 @@ def main() -> None:
             medians.append(statistics.median(session_ms))
             p90s.append(statistics.quantiles(session_ms, n=10)[-1])
             add_medians.append(statistics.median(add_ms))
-    result = {"synchronous": args.synchronous or "store default (NORMAL)", "items": args.items, "sessions_per_item": 3, "rounds": args.rounds,
+    result = {"synchronous": args.synchronous or "store default (NORMAL)", "items": args.items,
+              "sessions_per_item": 3, "rounds": args.rounds,
               "add_session_median_ms_per_round": medians, "add_session_p90_ms_per_round": p90s,
               "combined_add_median_ms_per_round": add_medians, "wall_s": time.perf_counter() - start,
               "machine": before, "machine_after": machine()}

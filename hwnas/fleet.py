@@ -18,13 +18,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hwnas.agent_client import HELLO_TIMEOUT_S, AgentClient
 from hwnas.config import DeviceConfig, Registry
-from hwnas.errors import (NO_SPACE, AgentProtocolError, AgentTimeout, DeviceFailure, DeviceUnreachable,
-                          HwnasError, StoreFull)
+from hwnas.errors import (
+    NO_SPACE,
+    AgentProtocolError,
+    AgentTimeout,
+    DeviceFailure,
+    DeviceUnreachable,
+    HwnasError,
+    StoreFull,
+)
 from hwnas.store import Store
 from hwnas.transports import open_transport
 

@@ -32,10 +32,10 @@ import hashlib
 import json
 import random
 import statistics
-import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from device_agents.timing import probe_name, summarize
 from hwnas import backends
@@ -83,14 +83,53 @@ def check_onnx(path: str | Path) -> str:
     return file_sha256(path)
 
 
+def parse_input_shapes(specs: Iterable[str], items: Iterable[Item] = ()) -> dict[str, list[int]]:
+    """``["x=1,3,224,224", ...]`` (``--input-shape``) as ``{name: dims}``; BadInput names the bad spec.
+
+    Each name must be a graph input of at least one of ``items`` (when given)."""
+    from device_agents import protocol
+
+    shapes: dict[str, list[int]] = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise BadInput(f"--input-shape {spec}: expected NAME=D1,D2,... (e.g. input=1,3,224,224)")
+        if name in shapes:
+            raise BadInput(f"--input-shape {spec}: input {name!r} is given twice")
+        try:
+            dims = [int(d) for d in text.split(",")]
+            protocol.check_input_shapes({name: dims})
+        except (ValueError, protocol.ProtocolError):
+            raise BadInput(f"--input-shape {spec}: the shape must be 1 to {protocol.MAX_RANK} integers from 1 to "
+                           f"{protocol.MAX_DIM}, separated by commas") from None
+        shapes[name] = dims
+    inputs = {name for item in items for name in _graph_inputs(item.path)}
+    for name in shapes:
+        if items and name not in inputs:
+            raise BadInput(f"--input-shape {name}=...: no model has an input named {name!r} "
+                           f"(inputs: {', '.join(sorted(inputs)) or 'none'})")
+    return dict(sorted(shapes.items()))
+
+
+def _graph_inputs(path: Path) -> list[str]:
+    """Names of a model's real inputs (graph inputs that are not initializers)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    return [arg.name for arg in graph.input if arg.name not in weights]
+
+
 def model_item(path: str | Path) -> Item:
     """An Item for a user's ONNX file (validated); its signature is its content hash."""
     sha = check_onnx(path)
     return Item(path=Path(path), sha256=sha, signature=f"onnx:{sha}", source=str(path))
 
 
-def device_settings(device: DeviceConfig) -> dict[str, Any]:
-    """The agent-side measurement settings a device entry asks for (the runtime's part from its backend)."""
+def device_settings(device: DeviceConfig, input_shapes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """The agent-side measurement settings a device entry asks for (the runtime's part from its backend),
+    with the shapes given for dynamic input dimensions (``--input-shape``), if any."""
     m = device.measurement
     settings: dict[str, Any] = {
         "threads": 1,
@@ -101,6 +140,8 @@ def device_settings(device: DeviceConfig) -> dict[str, Any]:
     }
     if device.affinity:
         settings["affinity"] = list(device.affinity)
+    if input_shapes:
+        settings["input_shapes"] = input_shapes
     return settings
 
 
@@ -111,8 +152,7 @@ def drift_settings(store: Store, device: str, client: AgentClient) -> dict[str, 
     median as the baseline."""
     path = store.path.parent / "onnx" / "reference" / "probe.onnx"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conv_relu(path.with_name(f".probe-{uuid.uuid4().hex}.part"), *PROBE_MODEL).replace(path)
+        conv_relu(path, *PROBE_MODEL)  # written atomically
     sha = client.load(path, "onnx")
     has_ort = (client.facts.get("runtimes") or {}).get("onnxruntime") is not None
     kernel = probe_name(sha if has_ort else None)
@@ -202,13 +242,15 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
                   on_done: Callable[[Item, Measurement], None] | None = None,
                   per_node: bool = False,
                   on_session: Callable[[int, int], None] | None = None,
-                  session_key: str | None = None) -> list[Measurement]:
+                  session_key: str | None = None,
+                  input_shapes: dict[str, list[int]] | None = None) -> list[Measurement]:
     """Measure items on a started agent, ``sessions`` interleaved sessions each; store each result.
 
     Items are taken ``device.measurement.interleave`` at a time; an item's sessions are
     spread over its window (see the module docstring).
 
     With ``per_node``, ONNX models also get ONNX Runtime's per-node times stored with the result.
+    ``input_shapes`` (:func:`parse_input_shapes`) fixes dynamic input dimensions (ONNX Runtime).
     ``on_done(item, measurement)`` follows each stored item; ``on_session(taken, planned)``
     each session, counting the sessions of the current window (drift retries extend the plan).
 
@@ -219,7 +261,7 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
     sessions = check_sessions(device.measurement.sessions if sessions is None else sessions)
     backend = backends.get(device.backend)
     backends.require_ready(device, client.facts)  # e.g. a missing execution provider: exit 1 before any work
-    settings = device_settings(device)
+    settings = device_settings(device, input_shapes)
     session_key = session_key or run_id
     provenance = provenance_key(device, client, settings)
     rng = random.Random(seed)
@@ -254,7 +296,10 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
             for order in _passes(pending, rng):
                 for item in order:
                     sig = item.signature
-                    result = client.measure(shas[sig], timed, device.backend, **fields[sig])
+                    try:
+                        result = client.measure(shas[sig], timed, device.backend, **fields[sig])
+                    except BadInput as exc:  # the device's runtime rejected it: name the user's file
+                        raise BadInput(f"{item.source or item.path}: {exc}") from None
                     session_ids[sig].append(store.add_session(session_key, device.name, device.backend, provenance,
                                                               item.sha256, sig, result))
                     results[sig].append(result)

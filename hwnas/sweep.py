@@ -17,9 +17,9 @@ one inference call's fixed cost (the LUT subtracts it from every block).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -59,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
         print_table(["device", "backend", "space", "what", "needed", "already stored", "measured", "error"],
                     [[r.device, r.backend, r.space, r.what, r.needed, r.stored_before, r.measured, r.error or ""]
                      for r in reports])
-        print(f"\nstored in {st.path}")
+        if any(r.measured for r in reports):
+            print(f"\nstored in {st.path}")
     return max((r.exit_code for r in reports), default=0)
