@@ -53,7 +53,7 @@ from hwnas.errors import BadInput
 from hwnas.search.engine import check_budgets
 from hwnas.spaces import Space
 from hwnas.store import Measurement, Store, utc_now
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 
 ZOO_FORMAT = 1
 KIND = "hwnas-zoo"

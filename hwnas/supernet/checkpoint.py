@@ -29,7 +29,7 @@ from hwnas.spaces import digits
 from hwnas.supernet import data
 from hwnas.supernet.model import Supernet
 from hwnas.supernet.train import TrainConfig, Trained
-from lut.formats import write_text_atomic
+from lut.atomic import write_bytes_atomic, write_text_atomic
 
 FORMAT = 1
 WEIGHTS, MANIFEST = "weights.pt", "manifest.json"
@@ -70,7 +70,7 @@ def save(trained: Trained, folder: str | Path) -> Path:
     buf = io.BytesIO()
     torch.save(trained.net.state_dict(), buf)
     raw = buf.getvalue()
-    _write_bytes_atomic(folder / WEIGHTS, raw)
+    write_bytes_atomic(folder / WEIGHTS, raw)
     split = trained.split
     manifest = {
         "format": FORMAT, "kind": "hwnas-supernet", "hwnas_version": hwnas_version(),
@@ -125,17 +125,6 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read supernet weights ({exc.strerror})") from None
-
-
-def _write_bytes_atomic(path: Path, raw: bytes) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(raw)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def held_out_inputs(ckpt: Checkpoint, resolution: int) -> np.ndarray:
