@@ -70,7 +70,7 @@ def test_search_measures_finalists_and_refits_the_cost_model(tmp_path, capsys):
     assert final.manifest["n_train"] == INITIAL_NETWORKS + len(measured)
     before = _mape(initial.predict(list(measured)), list(measured.values()))
     after = _mape(final.predict(list(measured)), list(measured.values()))
-    assert after < before, f"median |error| on the {len(measured)} finalists: initial {before:.1f}%, refitted {after:.1f}%"
+    assert after < before, f"median |error| on {len(measured)} finalists: initial {before:.1f}%, refit {after:.1f}%"
 
     # each finalist measured and stored once, however many rounds it was a finalist in
     st = Store(tmp_path / "ws")
