@@ -448,4 +448,9 @@ def parse_accuracy(spec: str | Callable[[str], float] | AccuracyObjective, space
         return supernet_accuracy(rest or None, space)
     if kind == "table" and rest:
         return TableAccuracy.from_spec(rest, space, work_dir=work_dir)
+    if kind == "proxy" and rest:
+        from hwnas.search.proxies import ProxyAccuracy
+
+        proxy, _, data = rest.partition(":")
+        return ProxyAccuracy(proxy, space, data=data or None)
     raise BadInput(f"unknown accuracy source {spec!r} (known: {', '.join(SOURCE_FORMS)}).")
