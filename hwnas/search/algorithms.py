@@ -55,6 +55,8 @@ class Problem:
         self.acc = np.zeros(0)
         self.codes = np.zeros((0, len(self.counts)), dtype=np.int64)
         self.index: dict[str, int] = {}
+        self.candidates = 0
+        """Candidates proposed to :meth:`screen` so far (free: not accuracy evaluations)."""
         self.set_latencies(latencies)
         if accuracy.cache:
             known = list(accuracy.cache)
@@ -112,6 +114,7 @@ class Problem:
 
     def screen(self, codes: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Candidates worth an evaluation: distinct, never evaluated, finite latency on some device."""
+        self.candidates += len(codes)
         if len(codes) == 0:
             return codes, []
         archs = self.space.from_choices(codes)
@@ -322,8 +325,8 @@ class RandomSearch(Algorithm):
     name = "random"
 
     def step(self, rng: np.random.Generator, remaining: int) -> int:
-        """Evaluate up to 100 new uniform samples."""
-        return self.random_batch(rng, min(remaining, 100))
+        """Evaluate up to 500 new uniform samples."""
+        return self.random_batch(rng, min(remaining, 500))
 
 
 class ConstrainedEvolution(Algorithm):

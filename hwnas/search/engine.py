@@ -4,12 +4,13 @@ See :mod:`hwnas.search` for the API and the state format.
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from hwnas.errors import BadInput
 from hwnas.search.accuracy import AccuracyObjective, CachedAccuracy
@@ -23,6 +24,12 @@ STATE_VERSION = 1
 STATE_FILE = "search-state.json"
 STALL_STEPS = 3
 """Steps in a row that find nothing new before a search stops (space exhausted or budget unmeetable)."""
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries, found once (finding them reads /proc: slow on a loaded machine)."""
+    return ThreadpoolController()
 
 
 def check_budgets(budgets_ms: Sequence[float]) -> list[float]:
@@ -74,7 +81,7 @@ class Search:
         """One step of the algorithm (on one core); returns the accuracy evaluations it made."""
         if self.done:
             return 0
-        with threadpool_limits(1):  # small linear algebra: BLAS threads only contend (10x slower loaded)
+        with _blas().limit(limits=1, user_api="blas"):  # small linear algebra: threads only contend
             spent = self.algorithm.step(self.rng, self.evaluations - self.problem.evaluations)
         self.stalled = 0 if spent else self.stalled + 1
         return spent
@@ -117,7 +124,7 @@ class Search:
                          "architecture with a finite latency was found")
         return SearchResult(self.space.name, self.algorithm_name, self.seed, problem.evaluations,
                             dict(zip(problem.archs, problem.acc.tolist())), devices, self.accuracy.name,
-                            complete=self.done, notes=notes, state=self.state())
+                            complete=self.done, notes=notes, candidates=problem.candidates, state=self.state())
 
     def _candidate(self, i: int, lat: np.ndarray, std: np.ndarray) -> Candidate:
         arch = self.problem.archs[i]
@@ -143,7 +150,7 @@ class Search:
         return {"version": STATE_VERSION, "space": self.space.name, "algorithm": self.algorithm_name,
                 "seed": self.seed, "evaluations": self.evaluations, "budgets_ms": self.budgets_ms,
                 "devices": list(self.problem.devices), "safety_z": self.safety_z, "params": self.params,
-                "stalled": self.stalled,
+                "stalled": self.stalled, "candidates": self.problem.candidates,
                 "archive": [[a, None if not np.isfinite(v) else float(v)]
                             for a, v in zip(self.problem.archs, self.problem.acc)],
                 "algorithm_state": self.algorithm.state(), "rng": self.rng.bit_generator.state}
@@ -173,6 +180,7 @@ class Search:
         search.algorithm.load_state(state.get("algorithm_state") or {})
         search.rng.bit_generator.state = state["rng"]
         search.stalled = int(state.get("stalled", 0))
+        search.problem.candidates = int(state.get("candidates", 0))
         return search
 
     @classmethod
