@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     all_flops = np.array([macs(space, a) for a in archs])
     result["flops_all_15625"] = {t: spearman_rho(columns[t], all_flops) for t in TARGETS}
     write("proxy_correlation", result)
-    print(f"| proxy | ρ cifar10_valid (halves) | ρ cifar100_valid | ρ imagenet16_120_valid | s/arch median (p90) |")
+    print("| proxy | ρ cifar10_valid (halves) | ρ cifar100_valid | ρ imagenet16_120_valid | s/arch median (p90) |")
     print("|---|---|---|---|---|")
     for name, e in result["proxies"].items():
         secs = (f"{e['seconds_per_arch_median']:.3f} ({e['seconds_per_arch_p90']:.3f})"

@@ -9,8 +9,16 @@ import pytest
 from hwnas import spaces
 from hwnas.errors import BadInput
 from hwnas.search import predictor as pred
-from hwnas.search.accuracy import (SOURCE_FORMS, AccuracyObjective, CachedAccuracy, CallableAccuracy,
-                                   NasBench201Accuracy, TableAccuracy, nasbench201_table, parse_accuracy)
+from hwnas.search.accuracy import (
+    SOURCE_FORMS,
+    AccuracyObjective,
+    CachedAccuracy,
+    CallableAccuracy,
+    NasBench201Accuracy,
+    TableAccuracy,
+    nasbench201_table,
+    parse_accuracy,
+)
 
 DEGENERATE = "|none~0|+|skip_connect~0|none~1|+|none~0|nor_conv_3x3~1|none~2|"
 
@@ -192,6 +200,7 @@ def test_table_lookup_and_predictor_json_round_trip(space, shipped, tmp_path):
     assert saved.stat().st_mtime_ns == stamp        # loaded, not refitted
     model, manifest = pred.load(saved)
     assert manifest["n_train"] == 300 and manifest["column"] == "top1"
+    np.testing.assert_array_equal(model.predict(space.to_choices(unseen)), predicted)
 
 
 def test_predictor_refuses_an_edited_file(space, shipped, tmp_path):

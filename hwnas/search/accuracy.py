@@ -28,9 +28,10 @@ import csv
 import importlib
 import math
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -330,7 +331,7 @@ class TableAccuracy:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_spec(cls, rest: str, space: Any, work_dir: str | Path | None = None) -> "TableAccuracy":
+    def from_spec(cls, rest: str, space: Any, work_dir: str | Path | None = None) -> TableAccuracy:
         """The source of ``table:PATH[:COLUMN]`` (``rest`` is what follows ``table:``); the
         predictor is saved in ``work_dir`` as ``accuracy-predictor-<stem>-<column>.json``."""
         path, column = rest, None

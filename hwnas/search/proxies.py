@@ -33,9 +33,10 @@ is replicated to the network's channels. torch is imported only when a proxy run
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,8 @@ def load_batch(path: str | Path) -> Batch:
         if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
             raise BadInput(f"{path}: 'y' must hold one non-negative integer label per image, got {y.dtype} {y.shape}.")
         y = y.astype(np.int64)
-    return Batch(x.astype(np.float32), y, f"user batch {path} ({x.shape[0]} images {x.shape[1]}x{x.shape[2]}x{x.shape[3]})")
+    n, c, h, w = x.shape
+    return Batch(x.astype(np.float32), y, f"user batch {path} ({n} images {c}x{h}x{w})")
 
 
 def _network_input(batch: Batch, hwc: Sequence[int]):
