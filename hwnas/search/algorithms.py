@@ -325,8 +325,8 @@ class RandomSearch(Algorithm):
     name = "random"
 
     def step(self, rng: np.random.Generator, remaining: int) -> int:
-        """Evaluate up to 500 new uniform samples."""
-        return self.random_batch(rng, min(remaining, 500))
+        """Evaluate up to 100 new uniform samples."""
+        return self.random_batch(rng, min(remaining, 100))
 
 
 class ConstrainedEvolution(Algorithm):
