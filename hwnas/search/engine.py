@@ -18,7 +18,7 @@ from hwnas.search.algorithms import ALGORITHMS, Problem
 from hwnas.search.latency import LatencyObjective
 from hwnas.search.result import Best, Candidate, DeviceResult, SearchResult, pareto_front
 from hwnas.spaces import Space
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 
 STATE_VERSION = 1
 STATE_FILE = "search-state.json"
