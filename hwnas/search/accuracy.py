@@ -6,7 +6,8 @@ NAS-Bench-201, ``parse_accuracy``); that branch's module replaces this one at me
 """
 from __future__ import annotations
 
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 

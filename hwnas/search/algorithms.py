@@ -31,7 +31,8 @@ algorithm's population and counters as JSON (the engine adds the archive and RNG
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ class Surrogate:
         i, j = self._pair_index
         return np.concatenate([onehot, onehot[:, i] * onehot[:, j]], axis=1)
 
-    def fit(self, codes: np.ndarray, acc: np.ndarray) -> "Surrogate":
+    def fit(self, codes: np.ndarray, acc: np.ndarray) -> Surrogate:
         """Fit on the archive's finite accuracies."""
         ok = np.isfinite(acc)
         X, y = self.features(codes[ok]), acc[ok]
