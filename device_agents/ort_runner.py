@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +34,46 @@ def version() -> str | None:
     return ort.__version__
 
 
-def make_inputs(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs for every graph input; symbolic dimensions become 1."""
+def _fixed(dim: Any) -> bool:
+    return isinstance(dim, int) and dim > 0
+
+
+def input_shapes(session: Any, given: dict[str, list[int]] | None = None) -> tuple[dict[str, list[int]], list[str]]:
+    """The shape every graph input is fed with, and a warning when dynamic dimensions were set to 1.
+
+    ``given`` (``settings.input_shapes``) fixes inputs by name; its rank must match the model's and
+    it may not contradict a fixed dimension (ValueError: the model cannot be run as asked).
+    Names the model does not have are ignored (one request may serve several models)."""
+    given = given or {}
+    shapes: dict[str, list[int]] = {}
+    defaulted: list[str] = []
+    for arg in session.get_inputs():
+        dims = list(arg.shape)
+        if arg.name in given:
+            want = [int(d) for d in given[arg.name]]
+            if len(want) != len(dims):
+                raise ValueError(f"input {arg.name!r} has {len(dims)} dimensions {dims}, "
+                                 f"the given shape {want} has {len(want)}")
+            for i, (dim, w) in enumerate(zip(dims, want)):
+                if _fixed(dim) and dim != w:
+                    raise ValueError(f"input {arg.name!r} dimension {i} is fixed at {dim} by the model, not {w}")
+            shapes[arg.name] = want
+        else:
+            shapes[arg.name] = [d if _fixed(d) else 1 for d in dims]
+            if not all(_fixed(d) for d in dims):
+                defaulted.append(f"{arg.name} {['?' if d is None else d for d in dims]}")
+    warnings = [f"dynamic input dimensions set to 1: {'; '.join(defaulted)} "
+                "(give the real shape with --input-shape NAME=D1,D2,...)"] if defaulted else []
+    return shapes, warnings
+
+
+def make_inputs(session: Any, seed: int = 0, given: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
+    """Random inputs for every graph input, shaped by :func:`input_shapes` (dynamic dims 1 unless ``given``)."""
     rng = np.random.default_rng(seed)
+    shapes = input_shapes(session, given)[0]
     feeds = {}
     for arg in session.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+        shape = shapes[arg.name]
         dtype = _NUMPY_TYPES.get(arg.type)
         if dtype is None:
             raise ValueError(f"input {arg.name!r} has unsupported type {arg.type}")
@@ -49,9 +84,42 @@ def make_inputs(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
+# execution provider -> the compute unit it runs nodes on (OpenVINO and QNN: by their options)
+_UNITS = {"CPU": "CPU", "Xnnpack": "CPU", "ACL": "CPU", "ArmNN": "CPU", "Dnnl": "CPU", "Azure": "remote",
+          "CUDA": "GPU", "TensorRT": "GPU", "ROCM": "GPU", "MIGraphX": "GPU", "Dml": "GPU", "WebGpu": "GPU",
+          "OpenVINO": "CPU", "QNN": "NPU", "NNAPI": "NPU", "CoreML": "NPU", "VitisAI": "NPU", "Rknpu": "NPU"}
+
+
+def provider_specs(settings: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """The requested providers as (name, options) pairs; a setting entry is a name or {name, options}."""
+    specs = []
+    for entry in settings.get("providers") or ["CPUExecutionProvider"]:
+        if isinstance(entry, str):
+            specs.append((entry, {}))
+        else:
+            specs.append((str(entry["name"]), {str(k): str(v) for k, v in (entry.get("options") or {}).items()}))
+    return specs
+
+
+def compute_unit(provider: str, options: dict[str, str] | None = None) -> str:
+    """The compute unit (CPU, GPU, NPU, ...) an execution provider runs nodes on."""
+    options = options or {}
+    short = provider.removesuffix("ExecutionProvider")
+    if short == "OpenVINO" and options.get("device_type"):
+        return options["device_type"].split(".")[0].split("_")[0].upper()
+    if short == "QNN" and options.get("backend_path"):
+        lib = options["backend_path"].lower()
+        return "CPU" if "qnncpu" in lib else "GPU" if "qnngpu" in lib else "NPU"
+    return _UNITS.get(short, short)
+
+
 def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = None) -> Any:
-    """A fresh InferenceSession with the requested threads and providers (missing EPs are skipped)."""
+    """A fresh InferenceSession with the requested threads and providers (with their options).
+
+    A provider this onnxruntime build lacks raises ``Unavailable`` naming the ones it has."""
     import onnxruntime as ort
+
+    from device_agents.runners import Unavailable
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(settings.get("threads", 1))
@@ -61,28 +129,67 @@ def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = 
     if profile_dir is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(profile_dir, "ort")
-    wanted = settings.get("providers") or ["CPUExecutionProvider"]
-    have = set(ort.get_available_providers())
-    providers = [p for p in wanted if p in have] or ["CPUExecutionProvider"]
-    return ort.InferenceSession(path, sess_options=opts, providers=providers)
+    specs = provider_specs(settings)
+    have = ort.get_available_providers()
+    missing = [name for name, _ in specs if name not in have]
+    if missing:
+        raise Unavailable(f"execution provider {', '.join(missing)} is not available on this device "
+                          f"(it has {', '.join(have)})")
+    return ort.InferenceSession(path, sess_options=opts, providers=[(n, o) for n, o in specs])
 
 
 def runner(path: str, settings: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
     """A zero-argument callable running the model once, and facts about the session."""
     session = open_session(path, settings)
-    feeds = make_inputs(session, int(settings.get("seed", 0)))
+    shapes, warnings = input_shapes(session, settings.get("input_shapes"))
+    feeds = make_inputs(session, int(settings.get("seed", 0)), shapes)
 
     def run() -> Any:
         return session.run(None, feeds)
 
-    return run, {"providers": session.get_providers()}
+    facts: dict[str, Any] = {"providers": session.get_providers(), "input_shapes": shapes}
+    if warnings:
+        facts["warnings"] = warnings
+    return run, facts
+
+
+_PLACEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def placement(path: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Where the model's nodes run with these providers: nodes per provider (``placement``), per
+    compute unit (``compute_units``, e.g. ``NPU 843, CPU 2``), from one profiled run (cached per
+    model and provider list). CPU fallback under a non-CPU first provider is a notice, or a
+    warning (result invalid) with ``require_all_nodes``."""
+    specs = provider_specs(settings)
+    key = json.dumps([path, specs])
+    if key not in _PLACEMENTS:
+        nodes = profile(path, {**settings, "threads": 1}, runs=0)["nodes"]
+        per_provider: dict[str, int] = {}
+        for node in nodes:
+            per_provider[node["provider"]] = per_provider.get(node["provider"], 0) + 1
+        options = dict(specs)
+        units: dict[str, int] = {}
+        for name, count in sorted(per_provider.items(), key=lambda kv: -kv[1]):
+            unit = compute_unit(name, options.get(name))
+            units[unit] = units.get(unit, 0) + count
+        _PLACEMENTS[key] = {"placement": per_provider, "compute_units": units,
+                            "compute_summary": ", ".join(f"{u} {n}" for u, n in units.items())}
+    facts = {k: dict(v) if isinstance(v, dict) else v for k, v in _PLACEMENTS[key].items()}
+    first_name, first_options = specs[0]
+    on_cpu = facts["placement"].get("CPUExecutionProvider", 0)
+    if compute_unit(first_name, first_options) != "CPU" and on_cpu:
+        total = sum(facts["placement"].values())
+        message = f"{on_cpu} of {total} nodes fell back to CPUExecutionProvider (asked for {first_name} first)"
+        facts["warnings" if settings.get("require_all_nodes") else "notices"] = [message]
+    return facts
 
 
 def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:
     """Per-node times from ONNX Runtime's profiler, median over ``runs`` runs after one warm-up."""
     with tempfile.TemporaryDirectory() as tmp:
         session = open_session(path, settings, profile_dir=tmp)
-        feeds = make_inputs(session, int(settings.get("seed", 0)))
+        feeds = make_inputs(session, int(settings.get("seed", 0)), settings.get("input_shapes"))
         for _ in range(runs + 1):
             session.run(None, feeds)
         trace_path = session.end_profiling()

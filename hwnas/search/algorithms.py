@@ -31,7 +31,8 @@ algorithm's population and counters as JSON (the engine adds the archive and RNG
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ class Surrogate:
         i, j = self._pair_index
         return np.concatenate([onehot, onehot[:, i] * onehot[:, j]], axis=1)
 
-    def fit(self, codes: np.ndarray, acc: np.ndarray) -> "Surrogate":
+    def fit(self, codes: np.ndarray, acc: np.ndarray) -> Surrogate:
         """Fit on the archive's finite accuracies."""
         ok = np.isfinite(acc)
         X, y = self.features(codes[ok]), acc[ok]
@@ -325,8 +326,8 @@ class RandomSearch(Algorithm):
     name = "random"
 
     def step(self, rng: np.random.Generator, remaining: int) -> int:
-        """Evaluate up to 500 new uniform samples."""
-        return self.random_batch(rng, min(remaining, 500))
+        """Evaluate up to 100 new uniform samples."""
+        return self.random_batch(rng, min(remaining, 100))
 
 
 class ConstrainedEvolution(Algorithm):

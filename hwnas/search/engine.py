@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -18,7 +19,7 @@ from hwnas.search.algorithms import ALGORITHMS, Problem
 from hwnas.search.latency import LatencyObjective
 from hwnas.search.result import Best, Candidate, DeviceResult, SearchResult, pareto_front
 from hwnas.spaces import Space
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 
 STATE_VERSION = 1
 STATE_FILE = "search-state.json"
@@ -164,7 +165,7 @@ class Search:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], space: Space, accuracy: AccuracyObjective | CachedAccuracy,
-                   latencies: Mapping[str, LatencyObjective]) -> "Search":
+                   latencies: Mapping[str, LatencyObjective]) -> Search:
         """A search continuing from :meth:`state`: its archive is the cache, nothing is re-evaluated."""
         if state.get("version") != STATE_VERSION or state.get("space") != space.name:
             raise BadInput(f"search state is for space {state.get('space')!r} (version {state.get('version')}), "
@@ -185,7 +186,7 @@ class Search:
 
     @classmethod
     def load(cls, state_dir: str | Path, space: Space, accuracy: AccuracyObjective | CachedAccuracy,
-             latencies: Mapping[str, LatencyObjective]) -> "Search | None":
+             latencies: Mapping[str, LatencyObjective]) -> Search | None:
         """The search saved in ``state_dir`` (None when there is none); BadInput when unreadable."""
         path = Path(state_dir) / STATE_FILE
         if not path.is_file():

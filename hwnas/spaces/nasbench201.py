@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
 
 from hwnas.spaces import Space
-from lut import builders, nasbench201 as codec
+from lut import builders
+from lut import nasbench201 as codec
 from lut.signature import Signature
 from lut.table import Layout
 
