@@ -28,9 +28,10 @@ import csv
 import importlib
 import math
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -83,29 +84,29 @@ class CachedAccuracy:
     """
 
     def __init__(self, objective: AccuracyObjective, space: Any = None) -> None:
-        if isinstance(objective, CachedAccuracy):
-            objective = objective.objective
         self.objective = objective
         self.space = space if space is not None else getattr(objective, "space", None)
         self.name = objective.name
         self.has_weights = bool(getattr(objective, "has_weights", False))
-        self._scores: dict[str, float] = {}
+        self.cache: dict[str, float] = {}
+        """Canonical arch -> score of everything evaluated, in evaluation order (a resumed search
+        may write earlier scores into it: they count as evaluations)."""
         self._lock = threading.Lock()
 
     @property
     def evaluations(self) -> int:
-        """Distinct architectures evaluated so far (including any :meth:`preload` ed)."""
-        return len(self._scores)
+        """Distinct architectures evaluated so far (including any resumed or :meth:`preload` ed)."""
+        return len(self.cache)
 
     @property
     def archive(self) -> dict[str, float]:
         """Every architecture evaluated, canonical string -> score (a copy, in evaluation order)."""
         with self._lock:
-            return dict(self._scores)
+            return dict(self.cache)
 
     def canonical(self, arch: str) -> str:
         """The canonical form of ``arch`` in the space (BadInput names a malformed one)."""
-        if self.space is None:
+        if self.space is None or arch in self.cache:
             return arch
         try:
             return self.space.check(arch)
@@ -116,11 +117,11 @@ class CachedAccuracy:
         """Scores of ``archs``; architectures not yet cached are evaluated once, in one batch."""
         keys = [self.canonical(a) for a in archs]
         with self._lock:
-            missing = list(dict.fromkeys(k for k in keys if k not in self._scores))
+            missing = list(dict.fromkeys(k for k in keys if k not in self.cache))
             if missing:
                 scores = _finite_scores(self.name, missing, self.objective.evaluate(missing))
-                self._scores.update(zip(missing, scores.tolist()))
-            return np.array([self._scores[k] for k in keys], dtype=float)
+                self.cache.update(zip(missing, scores.tolist()))
+            return np.array([self.cache[k] for k in keys], dtype=float)
 
     def details(self, arch: str) -> dict:
         """The wrapped objective's details of ``arch``."""
@@ -130,7 +131,7 @@ class CachedAccuracy:
         """Add scores evaluated earlier (a resumed search's archive); they count as evaluations."""
         with self._lock:
             for arch, score in scores.items():
-                self._scores.setdefault(self.canonical(arch), float(score))
+                self.cache.setdefault(self.canonical(arch), float(score))
 
 
 class CallableAccuracy:
@@ -254,13 +255,6 @@ INDEX_COLUMNS = ("nb201_index",)
 """Numeric columns of an accuracy table that are indices, never the default accuracy column."""
 
 
-def choice_codes(space: Any, archs: Sequence[str]) -> np.ndarray:
-    """The ``(n, choices)`` integer choice codes of ``archs`` in ``space`` (the predictor's input)."""
-    if hasattr(space, "to_choices"):
-        return np.asarray(space.to_choices(archs), dtype=np.int64)
-    return np.asarray(space.encode(archs), dtype=np.int64)
-
-
 def _read_table(path: Path, column: str | None, space: Any) -> tuple[str, dict[str, float]]:
     """(accuracy column, canonical arch -> value) of an accuracy CSV; BadInput names file and line."""
     try:
@@ -337,7 +331,7 @@ class TableAccuracy:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_spec(cls, rest: str, space: Any, work_dir: str | Path | None = None) -> "TableAccuracy":
+    def from_spec(cls, rest: str, space: Any, work_dir: str | Path | None = None) -> TableAccuracy:
         """The source of ``table:PATH[:COLUMN]`` (``rest`` is what follows ``table:``); the
         predictor is saved in ``work_dir`` as ``accuracy-predictor-<stem>-<column>.json``."""
         path, column = rest, None
@@ -379,7 +373,7 @@ class TableAccuracy:
                                        "for the architectures the table lacks.")
                     archs = list(self._values)
                     model = pred.AccuracyPredictor(seed=self.seed).fit(
-                        choice_codes(self.space, archs), np.array([self._values[a] for a in archs]))
+                        self.space.to_choices(archs), np.array([self._values[a] for a in archs]))
                     if self.predictor_path is not None:
                         pred.save(self.predictor_path, model, manifest)
                     self._predictor = model
@@ -391,7 +385,7 @@ class TableAccuracy:
         out = np.array([self._values.get(k, math.nan) for k in keys], dtype=float)
         missing = np.flatnonzero(np.isnan(out))
         if missing.size:
-            out[missing] = self.predictor().predict(choice_codes(self.space, [keys[i] for i in missing]))
+            out[missing] = self.predictor().predict(self.space.to_choices([keys[i] for i in missing]))
         return out
 
     def details(self, arch: str) -> dict:
@@ -448,4 +442,9 @@ def parse_accuracy(spec: str | Callable[[str], float] | AccuracyObjective, space
         return supernet_accuracy(rest or None, space)
     if kind == "table" and rest:
         return TableAccuracy.from_spec(rest, space, work_dir=work_dir)
+    if kind == "proxy" and rest:
+        from hwnas.search.proxies import ProxyAccuracy
+
+        proxy, _, data = rest.partition(":")
+        return ProxyAccuracy(proxy, space, data=data or None)
     raise BadInput(f"unknown accuracy source {spec!r} (known: {', '.join(SOURCE_FORMS)}).")

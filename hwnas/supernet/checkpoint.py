@@ -125,8 +125,3 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read supernet weights ({exc.strerror})") from None
-
-
-def held_out_inputs(ckpt: Checkpoint, resolution: int) -> np.ndarray:
-    """The held-out digits preprocessed at ``resolution`` (what a card's accuracy is computed on)."""
-    return data.preprocess(ckpt.split.images[ckpt.split.held_out], resolution, ckpt.split.mean, ckpt.split.std)
