@@ -16,7 +16,7 @@ into the convolutions for :meth:`DigitsSpace.onnx_model`.
 """
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch

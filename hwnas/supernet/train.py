@@ -15,8 +15,8 @@ the subnet on the training images, then top-1 (percent) on the held-out digits.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import torch
