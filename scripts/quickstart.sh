@@ -17,15 +17,17 @@ CFG=scripts/quickstart.yaml
 WS=.hwnas-quickstart
 BUDGETS=${HWNAS_BUDGETS:-0.15,0.3,0.6}
 
-step "device check"
-hwnas devices check local --config "$CFG" >/dev/null
-step "block sweep: every block of the digits space (resumable)"
-hwnas profile --device local --space digits --what blocks --sessions 1 --config "$CFG" >/dev/null
-step "latency LUT"
-hwnas lut build --device local --config "$CFG" --out "$WS/lut-local.json" >/dev/null
-step "network sweep: 40 sampled networks (resumable)"
-hwnas profile --device local --space digits --what networks --num 40 --config "$CFG" >/dev/null
-if [ ! -f "$WS/cost_models/local-onnxruntime-digits.json" ]; then
+if [ -f "$WS/cost_models/local-onnxruntime-digits.json" ]; then
+  step "reusing the sweeps, LUT and cost model in $WS (delete it to start over)"
+else
+  step "device check"
+  hwnas devices check local --config "$CFG" >/dev/null
+  step "block sweep: every block of the digits space (resumable)"
+  hwnas profile --device local --space digits --what blocks --sessions 1 --config "$CFG" >/dev/null
+  step "latency LUT"
+  hwnas lut build --device local --config "$CFG" --out "$WS/lut-local.json" >/dev/null
+  step "network sweep: 40 sampled networks (resumable)"
+  hwnas profile --device local --space digits --what networks --num 40 --config "$CFG" >/dev/null
   step "cost model"
   hwnas costmodel fit --device local --space digits --config "$CFG" >/dev/null
 fi
