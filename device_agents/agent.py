@@ -117,6 +117,9 @@ class Agent:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, path)
+        except OSError as exc:  # e.g. a full disk: report it and keep serving, leave no partial file
+            raise RequestFailed("runtime", f"cannot cache the model in the agent's work dir: "
+                                           f"{exc.strerror or exc}") from None
         finally:
             partial.unlink(missing_ok=True)
         return {"sha256": req["sha256"], "cached": False, "bytes": len(data)}
@@ -227,6 +230,8 @@ class Agent:
             return protocol.error(rid, "protocol", str(exc)), True
         except RequestFailed as exc:
             return protocol.error(rid, exc.kind, str(exc)), True
+        except OSError as exc:  # the device's disk or files failed (full, read-only): a reply, not a crash
+            return protocol.error(rid, "runtime", f"the device's file system failed: {exc}"), True
 
 
 def serve(workdir: Path, stdin: BinaryIO, out: BinaryIO) -> None:

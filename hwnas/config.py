@@ -132,6 +132,7 @@ class HardwareConfig(_Strict):
     """The whole of hardware.yaml."""
 
     workspace: str = ".hwnas"
+    store_lock_timeout_s: float = Field(30.0, gt=0)  # wait for another process's write lock on the store
     devices: list[DeviceConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

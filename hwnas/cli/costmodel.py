@@ -225,7 +225,9 @@ def run_refine(args: argparse.Namespace) -> int:
     from hwnas import costmodel_api as api
     from hwnas import spaces, sweep
     from hwnas.cli.common import run_id
+    from hwnas.cli.common import sessions as checked_sessions
 
+    checked_sessions(args.sessions)
     if args.budget < 1 or args.pool < args.budget:
         raise BadInput(f"--budget must be at least 1 and at most --pool ({args.pool}), got {args.budget}")
     reg, device, st = _context(args)
