@@ -23,7 +23,8 @@ Scoring, per device, with TRUE latency and TRUE accuracy:
 
 Random, evolution and NSGA-II, 100/300/1000 accuracy evaluations, 5 seeds, all in one run.
 
-    [HWNAS_SHARED_DATA=../shared/data] python bench/search_quality.py [--seeds 5] [--evals 100,300,1000] [--devices a,b] [--settings a,b]
+    [HWNAS_SHARED_DATA=../shared/data] python bench/search_quality.py [--seeds 5] [--evals 100,300,1000]
+        [--devices a,b] [--settings a,b]
 
 Writes bench/results/search_quality.json and prints a markdown table.
 """

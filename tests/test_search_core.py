@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cost_models.features import FeatureMap
-from hwnas import costmodel_api as api, spaces, sweep
+from hwnas import costmodel_api as api
+from hwnas import spaces, sweep
 from hwnas.errors import BadInput
 from hwnas.search import ALGORITHMS, Search, run_search
 from hwnas.search.accuracy import CachedAccuracy

@@ -6,7 +6,8 @@ import pytest
 
 from cost_models.features import FeatureMap
 from cost_models.transfer import transfer_csv
-from hwnas import costmodel_api as api, spaces
+from hwnas import costmodel_api as api
+from hwnas import spaces
 from hwnas.errors import BadInput
 from hwnas.search.latency import CostModelLatency, LatencyObjective, LutLatency, TableLatency, TransferLatency
 from lut import nasbench201 as codec
@@ -69,7 +70,8 @@ def test_transfer_latency_is_the_model_of_costmodel_transfer(tmp_path):
     weights = rng.uniform(0.5, 2.0, (3, 5))
     prior = np.stack([1.0 + np.take(w, feats.astype(int)).sum(axis=1) for w in weights], axis=1)
     target_ms = 0.5 + np.take(weights.mean(axis=0) * 1.3, feats[:10].astype(int)).sum(axis=1)
-    prior_csv = write_csv(tmp_path / "prior.csv", ["arch", "a", "b", "c"], [[a, *row] for a, row in zip(prior_archs, prior)])
+    prior_csv = write_csv(tmp_path / "prior.csv", ["arch", "a", "b", "c"],
+                          [[a, *row] for a, row in zip(prior_archs, prior)])
     target_csv = write_csv(tmp_path / "target.csv", ["arch", "latency_ms"], zip(prior_archs[:10], target_ms))
     archs_csv = write_csv(tmp_path / "archs.csv", ["arch"], [[a] for a in ARCHS])
     transfer_csv(prior_csv, target_csv, archs_csv, tmp_path / "out.csv")

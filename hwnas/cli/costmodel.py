@@ -154,7 +154,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from cost_models.metrics import summary
     from cost_models.network_model import cross_val_predict
-    from hwnas import costmodel_api as api, spaces
+    from hwnas import costmodel_api as api
+    from hwnas import spaces
     from hwnas.output import print_table
 
     if args.folds < 2:
@@ -187,7 +188,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _refine_space(args: argparse.Namespace, reg, device) -> str:
-    from hwnas import costmodel_api as api, spaces
+    from hwnas import costmodel_api as api
+    from hwnas import spaces
 
     if args.space:
         spaces.get(args.space)
@@ -204,7 +206,9 @@ def run_refine(args: argparse.Namespace) -> int:
     import numpy as np
 
     from hwnas import refine, spaces
+    from hwnas.cli.common import sessions as checked_sessions
 
+    checked_sessions(args.sessions)
     if args.budget < 1 or args.pool < args.budget:
         raise BadInput(f"--budget must be at least 1 and at most --pool ({args.pool}), got {args.budget}")
     reg, device, st = _context(args)

@@ -25,7 +25,8 @@ Pieces (problem apart from algorithm):
   (constrained regularised evolution, one budget after another) or ``nsga2`` (the front).
 
 Reporting. Per device, the front is the set of non-dominated architectures of the WHOLE archive
-(accuracy as evaluated, latency as predicted, fastest first). The best per budget is the most accurate archive member with
+(accuracy as evaluated, latency as predicted, fastest first). The best per budget is the most
+accurate archive member with
 ``latency_ms + safety_z * latency_std <= budget`` (default ``safety_z = 1``: a predicted
 latency is trusted only up to one std; exact sources have std 0). A budget nothing meets gives
 ``Best(arch=None, fastest=<the fastest architecture evaluated>)``, never an error, and in
@@ -47,8 +48,9 @@ and RNG continue, and fronts/bests are recomputed with the new predictions.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from hwnas.search.accuracy import AccuracyObjective, CachedAccuracy
 from hwnas.search.algorithms import ALGORITHMS
@@ -64,7 +66,8 @@ __all__ = ["ALGORITHMS", "Best", "CachedAccuracy", "Candidate", "DeviceResult", 
 def run_search(space: Space, accuracy: AccuracyObjective | CachedAccuracy,
                latencies: Mapping[str, LatencyObjective], *, algorithm: str = "nsga2", evaluations: int = 1000,
                budgets_ms: Sequence[float] = (), seed: int = 0, state_dir: str | Path | None = None,
-               on_progress: Callable[[int, int], None] | None = None, initial: SearchResult | Mapping[str, Any] | None = None,
+               on_progress: Callable[[int, int], None] | None = None,
+               initial: SearchResult | Mapping[str, Any] | None = None,
                safety_z: float = 1.0, params: Mapping[str, Any] | None = None) -> SearchResult:
     """Search ``space`` for the accuracy–latency front of each device and the best per budget.
 

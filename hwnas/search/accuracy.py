@@ -28,9 +28,10 @@ import csv
 import importlib
 import math
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -83,29 +84,29 @@ class CachedAccuracy:
     """
 
     def __init__(self, objective: AccuracyObjective, space: Any = None) -> None:
-        if isinstance(objective, CachedAccuracy):
-            objective = objective.objective
         self.objective = objective
         self.space = space if space is not None else getattr(objective, "space", None)
         self.name = objective.name
         self.has_weights = bool(getattr(objective, "has_weights", False))
-        self._scores: dict[str, float] = {}
+        self.cache: dict[str, float] = {}
+        """Canonical arch -> score of everything evaluated, in evaluation order (a resumed search
+        may write earlier scores into it: they count as evaluations)."""
         self._lock = threading.Lock()
 
     @property
     def evaluations(self) -> int:
-        """Distinct architectures evaluated so far (including any :meth:`preload` ed)."""
-        return len(self._scores)
+        """Distinct architectures evaluated so far (including any resumed or :meth:`preload` ed)."""
+        return len(self.cache)
 
     @property
     def archive(self) -> dict[str, float]:
         """Every architecture evaluated, canonical string -> score (a copy, in evaluation order)."""
         with self._lock:
-            return dict(self._scores)
+            return dict(self.cache)
 
     def canonical(self, arch: str) -> str:
         """The canonical form of ``arch`` in the space (BadInput names a malformed one)."""
-        if self.space is None:
+        if self.space is None or arch in self.cache:
             return arch
         try:
             return self.space.check(arch)
@@ -116,11 +117,11 @@ class CachedAccuracy:
         """Scores of ``archs``; architectures not yet cached are evaluated once, in one batch."""
         keys = [self.canonical(a) for a in archs]
         with self._lock:
-            missing = list(dict.fromkeys(k for k in keys if k not in self._scores))
+            missing = list(dict.fromkeys(k for k in keys if k not in self.cache))
             if missing:
                 scores = _finite_scores(self.name, missing, self.objective.evaluate(missing))
-                self._scores.update(zip(missing, scores.tolist()))
-            return np.array([self._scores[k] for k in keys], dtype=float)
+                self.cache.update(zip(missing, scores.tolist()))
+            return np.array([self.cache[k] for k in keys], dtype=float)
 
     def details(self, arch: str) -> dict:
         """The wrapped objective's details of ``arch``."""
@@ -130,7 +131,7 @@ class CachedAccuracy:
         """Add scores evaluated earlier (a resumed search's archive); they count as evaluations."""
         with self._lock:
             for arch, score in scores.items():
-                self._scores.setdefault(self.canonical(arch), float(score))
+                self.cache.setdefault(self.canonical(arch), float(score))
 
 
 class CallableAccuracy:
@@ -254,13 +255,6 @@ INDEX_COLUMNS = ("nb201_index",)
 """Numeric columns of an accuracy table that are indices, never the default accuracy column."""
 
 
-def choice_codes(space: Any, archs: Sequence[str]) -> np.ndarray:
-    """The ``(n, choices)`` integer choice codes of ``archs`` in ``space`` (the predictor's input)."""
-    if hasattr(space, "to_choices"):
-        return np.asarray(space.to_choices(archs), dtype=np.int64)
-    return np.asarray(space.encode(archs), dtype=np.int64)
-
-
 def _read_table(path: Path, column: str | None, space: Any) -> tuple[str, dict[str, float]]:
     """(accuracy column, canonical arch -> value) of an accuracy CSV; BadInput names file and line."""
     try:
@@ -337,7 +331,7 @@ class TableAccuracy:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_spec(cls, rest: str, space: Any, work_dir: str | Path | None = None) -> "TableAccuracy":
+    def from_spec(cls, rest: str, space: Any, work_dir: str | Path | None = None) -> TableAccuracy:
         """The source of ``table:PATH[:COLUMN]`` (``rest`` is what follows ``table:``); the
         predictor is saved in ``work_dir`` as ``accuracy-predictor-<stem>-<column>.json``."""
         path, column = rest, None
@@ -360,30 +354,41 @@ class TableAccuracy:
 
     def predictor(self):
         """The fitted accuracy predictor (loaded from ``predictor_path`` when it matches, else fitted)."""
-        from hwnas.search import predictor as pred
-
         with self._lock:
             if self._predictor is None:
                 manifest = self.manifest()
-                if self.predictor_path is not None and self.predictor_path.is_file():
-                    try:
-                        model, saved = pred.load(self.predictor_path)
-                    except pred.PredictorFileError as exc:
-                        raise BadInput(str(exc)) from None
-                    keys = ("space", "column", "training_sha256")
-                    if all(saved.get(k) == manifest[k] for k in keys):
-                        self._predictor = model
-                if self._predictor is None:
-                    if len(self._values) < 2:
-                        raise BadInput(f"{self.path}: one row is too few to fit an accuracy predictor "
-                                       "for the architectures the table lacks.")
-                    archs = list(self._values)
-                    model = pred.AccuracyPredictor(seed=self.seed).fit(
-                        choice_codes(self.space, archs), np.array([self._values[a] for a in archs]))
-                    if self.predictor_path is not None:
-                        pred.save(self.predictor_path, model, manifest)
-                    self._predictor = model
+                self._predictor = self._saved_predictor(manifest) or self._fit_predictor(manifest)
             return self._predictor
+
+    def _saved_predictor(self, manifest: dict[str, Any]):
+        """The predictor saved at ``predictor_path`` if it was fitted on this table, column and space."""
+        from hwnas.search import predictor as pred
+
+        if self.predictor_path is None or not self.predictor_path.is_file():
+            return None
+        try:
+            model, saved = pred.load(self.predictor_path)
+        except pred.PredictorFileError as exc:
+            raise BadInput(str(exc)) from None
+        same = all(saved.get(k) == manifest[k] for k in ("space", "column", "training_sha256"))
+        return model if same else None
+
+    def _fit_predictor(self, manifest: dict[str, Any]):
+        """A predictor fitted on every row of the table, saved at ``predictor_path`` when set."""
+        from hwnas.search import predictor as pred
+
+        if len(self._values) < 2:
+            raise BadInput(f"{self.path}: one row is too few to fit an accuracy predictor "
+                           "for the architectures the table lacks.")
+        archs = list(self._values)
+        model = pred.AccuracyPredictor(seed=self.seed).fit(self.space.to_choices(archs),
+                                                            np.array([self._values[a] for a in archs]))
+        if self.predictor_path is not None:
+            try:
+                pred.save(self.predictor_path, model, manifest)
+            except OSError as exc:
+                raise BadInput(f"{self.predictor_path}: cannot save the accuracy predictor ({exc}).") from None
+        return model
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
         """Table values where the table has the arch, the predictor's elsewhere (one batch)."""
@@ -391,7 +396,7 @@ class TableAccuracy:
         out = np.array([self._values.get(k, math.nan) for k in keys], dtype=float)
         missing = np.flatnonzero(np.isnan(out))
         if missing.size:
-            out[missing] = self.predictor().predict(choice_codes(self.space, [keys[i] for i in missing]))
+            out[missing] = self.predictor().predict(self.space.to_choices([keys[i] for i in missing]))
         return out
 
     def details(self, arch: str) -> dict:
@@ -448,4 +453,9 @@ def parse_accuracy(spec: str | Callable[[str], float] | AccuracyObjective, space
         return supernet_accuracy(rest or None, space)
     if kind == "table" and rest:
         return TableAccuracy.from_spec(rest, space, work_dir=work_dir)
+    if kind == "proxy" and rest:
+        from hwnas.search.proxies import ProxyAccuracy
+
+        proxy, _, data = rest.partition(":")
+        return ProxyAccuracy(proxy, space, data=data or None)
     raise BadInput(f"unknown accuracy source {spec!r} (known: {', '.join(SOURCE_FORMS)}).")

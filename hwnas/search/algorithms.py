@@ -31,7 +31,8 @@ algorithm's population and counters as JSON (the engine adds the archive and RNG
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,10 +56,12 @@ class Problem:
         self.acc = np.zeros(0)
         self.codes = np.zeros((0, len(self.counts)), dtype=np.int64)
         self.index: dict[str, int] = {}
+        self.candidates = 0
+        """Candidates proposed to :meth:`screen` so far (free: not accuracy evaluations)."""
         self.set_latencies(latencies)
-        known = accuracy.archive
-        if known:
-            self._append(list(known), space.to_choices(list(known)), np.array(list(known.values())))
+        if accuracy.cache:
+            known = list(accuracy.cache)
+            self._append(known, space.to_choices(known), np.array([accuracy.cache[a] for a in known]))
 
     def set_latencies(self, latencies: Mapping[str, LatencyObjective]) -> None:
         """Use new latency objectives (e.g. a refitted cost model); cached predictions are dropped."""
@@ -112,6 +115,7 @@ class Problem:
 
     def screen(self, codes: np.ndarray) -> tuple[np.ndarray, list[str]]:
         """Candidates worth an evaluation: distinct, never evaluated, finite latency on some device."""
+        self.candidates += len(codes)
         if len(codes) == 0:
             return codes, []
         archs = self.space.from_choices(codes)
@@ -171,7 +175,7 @@ class Surrogate:
         i, j = self._pair_index
         return np.concatenate([onehot, onehot[:, i] * onehot[:, j]], axis=1)
 
-    def fit(self, codes: np.ndarray, acc: np.ndarray) -> "Surrogate":
+    def fit(self, codes: np.ndarray, acc: np.ndarray) -> Surrogate:
         """Fit on the archive's finite accuracies."""
         ok = np.isfinite(acc)
         X, y = self.features(codes[ok]), acc[ok]

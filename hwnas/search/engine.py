@@ -4,12 +4,14 @@ See :mod:`hwnas.search` for the API and the state format.
 """
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from hwnas.errors import BadInput
 from hwnas.search.accuracy import AccuracyObjective, CachedAccuracy
@@ -17,12 +19,18 @@ from hwnas.search.algorithms import ALGORITHMS, Problem
 from hwnas.search.latency import LatencyObjective
 from hwnas.search.result import Best, Candidate, DeviceResult, SearchResult, pareto_front
 from hwnas.spaces import Space
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 
 STATE_VERSION = 1
 STATE_FILE = "search-state.json"
 STALL_STEPS = 3
 """Steps in a row that find nothing new before a search stops (space exhausted or budget unmeetable)."""
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries, found once (finding them reads /proc: slow on a loaded machine)."""
+    return ThreadpoolController()
 
 
 def check_budgets(budgets_ms: Sequence[float]) -> list[float]:
@@ -74,7 +82,7 @@ class Search:
         """One step of the algorithm (on one core); returns the accuracy evaluations it made."""
         if self.done:
             return 0
-        with threadpool_limits(1):  # small linear algebra: BLAS threads only contend (10x slower loaded)
+        with _blas().limit(limits=1, user_api="blas"):  # small linear algebra: threads only contend
             spent = self.algorithm.step(self.rng, self.evaluations - self.problem.evaluations)
         self.stalled = 0 if spent else self.stalled + 1
         return spent
@@ -117,7 +125,7 @@ class Search:
                          "architecture with a finite latency was found")
         return SearchResult(self.space.name, self.algorithm_name, self.seed, problem.evaluations,
                             dict(zip(problem.archs, problem.acc.tolist())), devices, self.accuracy.name,
-                            complete=self.done, notes=notes, state=self.state())
+                            complete=self.done, notes=notes, candidates=problem.candidates, state=self.state())
 
     def _candidate(self, i: int, lat: np.ndarray, std: np.ndarray) -> Candidate:
         arch = self.problem.archs[i]
@@ -143,7 +151,7 @@ class Search:
         return {"version": STATE_VERSION, "space": self.space.name, "algorithm": self.algorithm_name,
                 "seed": self.seed, "evaluations": self.evaluations, "budgets_ms": self.budgets_ms,
                 "devices": list(self.problem.devices), "safety_z": self.safety_z, "params": self.params,
-                "stalled": self.stalled,
+                "stalled": self.stalled, "candidates": self.problem.candidates,
                 "archive": [[a, None if not np.isfinite(v) else float(v)]
                             for a, v in zip(self.problem.archs, self.problem.acc)],
                 "algorithm_state": self.algorithm.state(), "rng": self.rng.bit_generator.state}
@@ -157,25 +165,28 @@ class Search:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], space: Space, accuracy: AccuracyObjective | CachedAccuracy,
-                   latencies: Mapping[str, LatencyObjective]) -> "Search":
+                   latencies: Mapping[str, LatencyObjective]) -> Search:
         """A search continuing from :meth:`state`: its archive is the cache, nothing is re-evaluated."""
         if state.get("version") != STATE_VERSION or state.get("space") != space.name:
             raise BadInput(f"search state is for space {state.get('space')!r} (version {state.get('version')}), "
                            f"not {space.name!r} (version {STATE_VERSION})")
         cached = accuracy if isinstance(accuracy, CachedAccuracy) else CachedAccuracy(accuracy)
         known = {a: (np.nan if v is None else float(v)) for a, v in state["archive"]}
-        cached.preload(known)
+        for arch in known:
+            if arch not in cached.cache:
+                cached.cache[arch] = known[arch]
         search = cls(space, cached, latencies, algorithm=state["algorithm"], evaluations=int(state["evaluations"]),
                      budgets_ms=state["budgets_ms"], seed=int(state["seed"]),
                      safety_z=float(state.get("safety_z", 1.0)), params=state.get("params") or {})
         search.algorithm.load_state(state.get("algorithm_state") or {})
         search.rng.bit_generator.state = state["rng"]
         search.stalled = int(state.get("stalled", 0))
+        search.problem.candidates = int(state.get("candidates", 0))
         return search
 
     @classmethod
     def load(cls, state_dir: str | Path, space: Space, accuracy: AccuracyObjective | CachedAccuracy,
-             latencies: Mapping[str, LatencyObjective]) -> "Search | None":
+             latencies: Mapping[str, LatencyObjective]) -> Search | None:
         """The search saved in ``state_dir`` (None when there is none); BadInput when unreadable."""
         path = Path(state_dir) / STATE_FILE
         if not path.is_file():

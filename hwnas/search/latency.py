@@ -25,8 +25,9 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class CostModelLatency:
 
     @classmethod
     def load(cls, device: str, space: str, config: str | Path = "hardware.yaml",
-             path: str | Path | None = None) -> "CostModelLatency":
+             path: str | Path | None = None) -> CostModelLatency:
         """The saved cost model of ``device`` (BadInput naming ``hwnas costmodel fit`` when there is none)."""
         from hwnas.costmodel_api import load_cost_model
 
@@ -91,7 +92,7 @@ class LutLatency:
 
     @classmethod
     def from_store(cls, store, device: str, backend: str, space: Space,
-                   relative_std: float = 0.0) -> "LutLatency":
+                   relative_std: float = 0.0) -> LutLatency:
         """The device's LUT from the store, its overhead calibrated on the stored networks (>= 5)."""
         from hwnas import lut_store
 
@@ -122,7 +123,7 @@ class TransferLatency:
 
     @classmethod
     def fit(cls, target_archs: Sequence, target_ms: Sequence[float], prior_archs: Sequence,
-            prior_ms: np.ndarray, name: str) -> "TransferLatency":
+            prior_ms: np.ndarray, name: str) -> TransferLatency:
         """Fit on the target's measurements and the ``(len(prior_archs), sources)`` prior latencies
         (``nan`` where a source lacks one). Architectures: strings, op tuples or op codes."""
         try:
@@ -132,7 +133,7 @@ class TransferLatency:
 
     @classmethod
     def from_csv(cls, prior: str | os.PathLike, target: str | os.PathLike,
-                 name: str | None = None) -> "TransferLatency":
+                 name: str | None = None) -> TransferLatency:
         """Fit from the PRIOR and TARGET CSVs of ``hwnas costmodel transfer`` (same reading, same model)."""
         try:
             prior_archs, _, prior_ms = read_prior(prior)
@@ -164,7 +165,7 @@ class TableLatency:
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, space: Space, column: str = "latency_ms",
-                 name: str | None = None) -> "TableLatency":
+                 name: str | None = None) -> TableLatency:
         """Read a CSV with columns ``arch`` and ``column``; BadInput names the file and line of an
         unparseable or duplicate architecture, a missing column, or a NaN/non-positive/non-numeric value."""
         path = Path(path)

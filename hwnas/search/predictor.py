@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cost_models import metrics
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 
 FORMAT = "hwnas-accuracy-predictor"
 VERSION = 1
@@ -103,7 +103,7 @@ class AccuracyPredictor:
         self.seed = seed
         self.holdout = holdout
 
-    def fit(self, codes: np.ndarray, y: np.ndarray) -> "AccuracyPredictor":
+    def fit(self, codes: np.ndarray, y: np.ndarray) -> AccuracyPredictor:
         """Select the regressor on a seeded held-out split, then refit it on every row."""
         codes, y = np.asarray(codes, dtype=np.int64), np.asarray(y, dtype=float)
         if codes.ndim != 2 or codes.shape[0] != y.shape[0] or y.shape[0] < 2:
@@ -138,7 +138,7 @@ class AccuracyPredictor:
                 "n_train": self.n_train_, "seed": self.seed, "model": self.model_}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "AccuracyPredictor":
+    def from_dict(cls, doc: dict[str, Any]) -> AccuracyPredictor:
         """A predictor from :meth:`to_dict` output; ValueError on a malformed document."""
         try:
             self = cls(seed=int(doc["seed"]))

@@ -79,6 +79,8 @@ class SearchResult:
     accuracy_source: str = ""
     complete: bool = True
     notes: list[str] = field(default_factory=list)
+    candidates: int = 0
+    """Candidates proposed and screened by predicted latency (not counted as evaluations)."""
     state: dict[str, Any] | None = field(default=None, repr=False)
     """The search state at the end (:meth:`hwnas.search.Search.state`): pass the result as
     ``run_search(..., initial=result)`` to go on from it."""
@@ -87,7 +89,7 @@ class SearchResult:
         """DESIGN.md's ``search --json`` object (``devices`` a list; more keys: accuracy source, notes)."""
         return {"space": self.space, "algorithm": self.algorithm, "seed": self.seed,
                 "evaluations": self.evaluations, "accuracy_source": self.accuracy_source,
-                "complete": self.complete, "notes": list(self.notes),
+                "complete": self.complete, "notes": list(self.notes), "candidates": self.candidates,
                 "devices": [{"device": name, "front": [c.to_json() for c in dev.front],
                              "best": [b.to_json() for b in dev.best]} for name, dev in self.devices.items()]}
 

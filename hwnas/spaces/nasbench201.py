@@ -17,13 +17,15 @@ carries both its ops and its number of additions: a prediction is 3 gathers.
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
 
 from hwnas.spaces import Space
-from lut import builders, nasbench201 as codec
+from lut import builders
+from lut import nasbench201 as codec
 from lut.signature import Signature
 from lut.table import Layout
 
@@ -40,7 +42,9 @@ _RADICES = len(codec.OPS) ** np.arange(len(codec.EDGES) - 1, -1, -1)
 @functools.cache
 def _all_strings() -> tuple[str, ...]:
     """Every architecture string, indexed by its op codes read as a base-5 number (enumeration order)."""
-    return tuple(codec.format_arch(ops) for ops in codec.all_archs())
+    groups = [["|" + "|".join(f"{op}~{codec.EDGES[e][0]}" for e, op in zip(edges, ops)) + "|"
+               for ops in itertools.product(codec.OPS, repeat=len(edges))] for edges in _INCOMING]
+    return tuple(f"{a}+{b}+{c}" for a, b, c in itertools.product(*groups))
 
 
 def op_block(op: str, stage: int) -> Signature:
