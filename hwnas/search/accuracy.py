@@ -354,30 +354,41 @@ class TableAccuracy:
 
     def predictor(self):
         """The fitted accuracy predictor (loaded from ``predictor_path`` when it matches, else fitted)."""
-        from hwnas.search import predictor as pred
-
         with self._lock:
             if self._predictor is None:
                 manifest = self.manifest()
-                if self.predictor_path is not None and self.predictor_path.is_file():
-                    try:
-                        model, saved = pred.load(self.predictor_path)
-                    except pred.PredictorFileError as exc:
-                        raise BadInput(str(exc)) from None
-                    keys = ("space", "column", "training_sha256")
-                    if all(saved.get(k) == manifest[k] for k in keys):
-                        self._predictor = model
-                if self._predictor is None:
-                    if len(self._values) < 2:
-                        raise BadInput(f"{self.path}: one row is too few to fit an accuracy predictor "
-                                       "for the architectures the table lacks.")
-                    archs = list(self._values)
-                    model = pred.AccuracyPredictor(seed=self.seed).fit(
-                        self.space.to_choices(archs), np.array([self._values[a] for a in archs]))
-                    if self.predictor_path is not None:
-                        pred.save(self.predictor_path, model, manifest)
-                    self._predictor = model
+                self._predictor = self._saved_predictor(manifest) or self._fit_predictor(manifest)
             return self._predictor
+
+    def _saved_predictor(self, manifest: dict[str, Any]):
+        """The predictor saved at ``predictor_path`` if it was fitted on this table, column and space."""
+        from hwnas.search import predictor as pred
+
+        if self.predictor_path is None or not self.predictor_path.is_file():
+            return None
+        try:
+            model, saved = pred.load(self.predictor_path)
+        except pred.PredictorFileError as exc:
+            raise BadInput(str(exc)) from None
+        same = all(saved.get(k) == manifest[k] for k in ("space", "column", "training_sha256"))
+        return model if same else None
+
+    def _fit_predictor(self, manifest: dict[str, Any]):
+        """A predictor fitted on every row of the table, saved at ``predictor_path`` when set."""
+        from hwnas.search import predictor as pred
+
+        if len(self._values) < 2:
+            raise BadInput(f"{self.path}: one row is too few to fit an accuracy predictor "
+                           "for the architectures the table lacks.")
+        archs = list(self._values)
+        model = pred.AccuracyPredictor(seed=self.seed).fit(self.space.to_choices(archs),
+                                                            np.array([self._values[a] for a in archs]))
+        if self.predictor_path is not None:
+            try:
+                pred.save(self.predictor_path, model, manifest)
+            except OSError as exc:
+                raise BadInput(f"{self.predictor_path}: cannot save the accuracy predictor ({exc}).") from None
+        return model
 
     def evaluate(self, archs: Sequence[str]) -> np.ndarray:
         """Table values where the table has the arch, the predictor's elsewhere (one batch)."""

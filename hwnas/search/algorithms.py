@@ -59,9 +59,9 @@ class Problem:
         self.candidates = 0
         """Candidates proposed to :meth:`screen` so far (free: not accuracy evaluations)."""
         self.set_latencies(latencies)
-        known = accuracy.archive
-        if known:
-            self._append(list(known), space.to_choices(list(known)), np.array(list(known.values())))
+        if accuracy.cache:
+            known = list(accuracy.cache)
+            self._append(known, space.to_choices(known), np.array([accuracy.cache[a] for a in known]))
 
     def set_latencies(self, latencies: Mapping[str, LatencyObjective]) -> None:
         """Use new latency objectives (e.g. a refitted cost model); cached predictions are dropped."""

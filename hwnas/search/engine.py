@@ -172,7 +172,9 @@ class Search:
                            f"not {space.name!r} (version {STATE_VERSION})")
         cached = accuracy if isinstance(accuracy, CachedAccuracy) else CachedAccuracy(accuracy)
         known = {a: (np.nan if v is None else float(v)) for a, v in state["archive"]}
-        cached.preload(known)
+        for arch in known:
+            if arch not in cached.cache:
+                cached.cache[arch] = known[arch]
         search = cls(space, cached, latencies, algorithm=state["algorithm"], evaluations=int(state["evaluations"]),
                      budgets_ms=state["budgets_ms"], seed=int(state["seed"]),
                      safety_z=float(state.get("safety_z", 1.0)), params=state.get("params") or {})

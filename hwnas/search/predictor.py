@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from cost_models import metrics
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 
 FORMAT = "hwnas-accuracy-predictor"
 VERSION = 1
