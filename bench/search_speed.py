@@ -101,6 +101,8 @@ def main() -> None:
     cfg, setup = fit_cost_model(workspace)
     space = spaces.get("nasbench201")
     latency = {"local": CostModelLatency.load("local", "nasbench201", config=cfg)}
+    manifest = latency["local"].model.manifest
+    setup["cost_model"] = {k: manifest.get(k) for k in ("device", "backend", "space", "n_train", "runtime_version")}
     accuracy = TableAccuracy(ACCURACY)
     probe = latency["local"].predict(space.sample(2000, np.random.default_rng(0)))
     budgets = [float(b) for b in np.percentile(probe, [25, 50, 75])]
