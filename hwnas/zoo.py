@@ -9,7 +9,10 @@ in order of accuracy among those the device's cost model predicts could fit
 store (the search's finalists are there already), and one the store lacks is measured
 with the normal protocol (:func:`hwnas.refine.measure_archs`: fleet, sessions, store) —
 the zoo never times anything itself. A budget no candidate meets within
-``max_measured`` measurements is "unmet", with the fastest measured candidate.
+``max_measured`` measurements is "unmet", with the fastest measured candidate. When a
+chosen model's prediction misses its measurement by more than 10%, the device's cost model
+is refitted on every stored network (the candidates measured here included) and saved, and
+the cards report the refitted prediction (hardware in the loop, as the search does).
 
 What was measured is the architecture's network graph (:meth:`Space.onnx_model`, the
 graph the network sweep and the cost model know); ``model.onnx`` is the same graph
@@ -64,6 +67,8 @@ ONNX_TOLERANCE = 1e-4
 MAX_MEASURED = 8
 """Candidates measured per device and budget before the budget is reported unmet."""
 MEASURE_BATCH = 3
+REFIT_TOLERANCE = 0.10
+"""A chosen model's prediction further than this from its measurement refits the cost model."""
 
 
 # ----------------------------------------------------------------------------------------- checks
@@ -198,10 +203,29 @@ class DeviceCandidates:
         self.sessions, self.seed, self.quiet = sessions, seed, quiet
         self.archs = list(archive)
         self.accuracy = np.array([archive[a] for a in self.archs], dtype=float)
-        path = api.model_path(registry.workspace, device.name, device.backend, space.name)
-        self.cost_model = api.load(path, space.name, device.name, device.backend)
-        self.predicted, self.std = self.cost_model.predict(self.archs, return_std=True)
         self.exit_code = 0
+        self.refitted = False
+        self._load_cost_model()
+
+    def _load_cost_model(self) -> None:
+        path = api.model_path(self.registry.workspace, self.device.name, self.device.backend, self.space.name)
+        self.cost_model = api.load(path, self.space.name, self.device.name, self.device.backend)
+        self.predicted, self.std = self.cost_model.predict(self.archs, return_std=True)
+
+    def refine(self, picks: Sequence[Pick], tolerance: float = REFIT_TOLERANCE) -> None:
+        """Hardware in the loop for the picks: when a chosen model's prediction misses its measurement by
+        more than ``tolerance``, refit the device's cost model on every stored network (the candidates
+        measured here included), save it, and re-predict the picks with it."""
+        chosen = [p for p in picks if p.measurement is not None]
+        if not any(abs(p.predicted_ms - p.measurement.latency_ms) > tolerance * p.measurement.latency_ms
+                   for p in chosen):
+            return
+        refine.fit_and_save(self.registry, self.device, self.store, self.space, seed=self.seed, quiet=self.quiet)
+        self._load_cost_model()
+        self.refitted = True
+        for p in chosen:
+            i = self.archs.index(p.arch)
+            p.predicted_ms, p.predicted_std = float(self.predicted[i]), float(self.std[i])
 
     def stored(self, arch: str) -> Measurement | None:
         """The store's latest measurement of the architecture's network on this device."""
@@ -307,7 +331,7 @@ def _measured(m: Measurement) -> dict[str, Any]:
 
 def card(space: Space, device: DeviceConfig, pick: Pick, name: str, proto: onnx.ModelProto,
          check: dict[str, Any], weights: Weights, accuracy_source: str, details: dict[str, Any],
-         cost_model: str) -> dict[str, Any]:
+         cost_model: str, refitted: bool = False) -> dict[str, Any]:
     """The model card of one chosen model."""
     from hwnas.supernet.checkpoint import hwnas_version
 
@@ -329,7 +353,8 @@ def card(space: Space, device: DeviceConfig, pick: Pick, name: str, proto: onnx.
         "latency": {"measured": _measured(m),
                     "predicted": {"ms": pick.predicted_ms, "std_ms": pick.predicted_std,
                                   "error": (pick.predicted_ms - m.latency_ms) / m.latency_ms,
-                                  "error_note": "(predicted - measured) / measured", "cost_model": cost_model}},
+                                  "error_note": "(predicted - measured) / measured", "cost_model": cost_model,
+                                  "refitted_with_zoo_measurements": refitted}},
         "accuracy": {"top1": accuracy, "source": accuracy_source, "how": how, "details": details},
         "input": feeding(space, pick.arch, weights.checkpoint),
         "check": {k: v for k, v in check.items() if k != "weights"},
@@ -377,6 +402,7 @@ def export(registry: Registry, store: Store, devices: Sequence[DeviceConfig], bu
     for device in devices:
         cands = DeviceCandidates(registry, store, device, sp, archive, sessions, seed, quiet)
         picks = [cands.pick(b, max_measured) for b in budgets]
+        cands.refine(picks)
         exit_code = max(exit_code, cands.exit_code)
         for pick in picks:
             entries.append(_write_pick(out, sp, device, pick, weights, objective, cands))
@@ -423,8 +449,8 @@ def _write_pick(out: Path, space: Space, device: DeviceConfig, pick: Pick, weigh
         accuracy = check.get("top1_onnxruntime", pick.accuracy)
         name = model_name(device.name, pick.budget_ms, accuracy)
         doc = card(space, device, pick, name, proto, check, weights, objective.name, objective.details(pick.arch),
-                   str(cands.cost_model.manifest.get("path", api.model_path(cands.registry.workspace, device.name,
-                                                                          device.backend, space.name))))
+                   str(api.model_path(cands.registry.workspace, device.name, device.backend, space.name)),
+                   cands.refitted)
         partial = out / device.name / f".partial-{name}-{os.getpid()}"
         partial.mkdir(parents=True, exist_ok=True)
         from lut import builders
