@@ -53,7 +53,7 @@ def exported(tmp_path_factory):
     cfg = str(local_config(tmp, measurement=MEASUREMENT))
     checkpoint.save(train.train(TINY), default_folder(tmp / "ws"))
     for argv in (["profile", "--device", "local", "--space", "digits", "--what", "blocks", "--sessions", "1"],
-                 ["profile", "--device", "local", "--space", "digits", "--what", "networks", "--num", "12"],
+                 ["profile", "--device", "local", "--space", "digits", "--what", "networks", "--num", "16"],
                  ["costmodel", "fit", "--device", "local", "--space", "digits"]):
         assert main([*argv, "--config", cfg, "--json"]) == 0
     return tmp, cfg
@@ -83,9 +83,10 @@ def test_export_remeasure_and_recompute(exported, capsys):
         assert code == 0, err
         again = json.loads(stdout)[0]["latency_ms"]
         assert again <= entry["budget_ms"] * (1 + spread)
-        predicted = card["latency"]["predicted"]["ms"]
-        # 10% agreement, widened by the stored spread between sessions on this loaded machine
-        assert abs(predicted - again) <= max(0.10, spread) * again, (predicted, again, spread)
+        predicted, stored = card["latency"]["predicted"]["ms"], card["latency"]["measured"]["median_ms"]
+        # 10%, plus how far two measurements of the same graph disagree (large on a loaded machine)
+        noise = abs(again - stored) / stored
+        assert abs(predicted - again) <= (0.10 + max(noise, spread)) * again, (predicted, again, stored, spread)
         got = subprocess.run([sys.executable, "-c", RECOMPUTE, str(folder)], capture_output=True, text=True,
                              timeout=120, cwd="/", check=False)
         assert got.returncode == 0, got.stderr
