@@ -157,6 +157,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         "reference_baseline_ms": results[0].get("reference_baseline_ms"),
         "reference_kernel": results[0].get("reference_kernel"),
         "phase_ms": [r.get("phase_ms") for r in results],
+        "emulated": bool(client.facts.get("emulated")),  # timed under an emulator: says nothing of real speed
         **{k: results[0][k] for k in backends.get(device.backend).RESULT_FACTS if k in results[0]},
     }
     facts = client.facts
@@ -169,7 +170,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         signature=item.signature, latency_ms=latency, stats=stats,
         raw=[r["rounds_ms"] for r in results], sessions=len(used), session_spread=spread,
         valid=all(r["valid"] for r in used), warnings=warnings, space=item.space, arch=item.arch,
-        source=item.source, facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname")},
+        source=item.source, facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname", "machine", "emulated")},
         request_key=key,
     )
 

@@ -8,7 +8,10 @@
 set -euo pipefail
 ROOT=${HWNAS_ARM64_ROOT:-$HOME/.cache/hwnas/arm64-root}
 ORT_VERSION=${HWNAS_ARM64_ORT:-1.22.1}
+# the TVM runtime must be the host compiler's version (a library from another version may not load)
+TVM_VERSION=${HWNAS_ARM64_TVM:-$(python3 -c 'import importlib.metadata as m; print(m.version("apache-tvm"))' 2>/dev/null || echo 0.27.0.post1)}
 MARK="$ROOT/.hwnas-arm64-root-v1"
+TVM_MARK="$ROOT/.hwnas-arm64-tvm-$TVM_VERSION"
 
 register_binfmt() {  # the kernel must hand aarch64 ELF files to qemu (F flag: works inside a chroot)
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
@@ -17,12 +20,28 @@ register_binfmt() {  # the kernel must hand aarch64 ELF files to qemu (F flag: w
   fi
 }
 
+install_tvm() {  # the aarch64 apache-tvm wheel (same version as the host's) and its runtime deps
+  [ -e "$TVM_MARK" ] && return 0
+  local site wheels
+  site=$(ls -d "$ROOT"/usr/local/lib/python3.*/dist-packages | head -1)
+  wheels="$(dirname "$ROOT")/arm64-wheels"
+  echo "arm64_root: apache-tvm $TVM_VERSION aarch64 wheel and its dependencies" >&2
+  python3 -m pip download -q --disable-pip-version-check --only-binary=:all: \
+    --platform manylinux_2_27_aarch64 --platform manylinux_2_28_aarch64 --python-version 3.11 \
+    -d "$wheels" "apache-tvm==$TVM_VERSION" "numpy<2" >&2
+  for wheel in "$wheels"/apache_tvm-*.whl "$wheels"/apache_tvm_ffi-*.whl "$wheels"/ml_dtypes-*.whl \
+               "$wheels"/typing_extensions-*.whl; do
+    python3 -m zipfile -e "$wheel" "$site"
+  done
+  touch "$TVM_MARK"
+}
+
 if [ "${1:-}" = "--check" ]; then
-  [ -e "$MARK" ] && echo "$ROOT" && exit 0
+  [ -e "$MARK" ] && [ -e "$TVM_MARK" ] && echo "$ROOT" && exit 0
   exit 1
 fi
 register_binfmt
-if [ -e "$MARK" ]; then echo "$ROOT"; exit 0; fi
+if [ -e "$MARK" ]; then install_tvm; echo "$ROOT"; exit 0; fi
 
 command -v debootstrap >/dev/null || { apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
 MIRROR=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -51,4 +70,5 @@ umount "$PART/proc" "$PART/sys"; trap - EXIT
 touch "$PART/.hwnas-arm64-root-v1"
 rm -rf "$ROOT"
 mv "$PART" "$ROOT"
+install_tvm
 echo "$ROOT"

@@ -7,7 +7,7 @@ from typing import Any
 
 from hwnas.cli import add_common
 from hwnas.cli.common import registry, run_id, store
-from hwnas import fleet
+from hwnas import backends, fleet
 from hwnas.measure import measure_items, model_item
 from hwnas.output import print_json, print_table
 from hwnas.progress import bar, window_sessions
@@ -32,7 +32,9 @@ def result_row(item, m) -> dict[str, Any]:
             "backend": m.backend, "session_spread": m.session_spread, "cov": m.stats["cov"],
             "p10_ms": m.stats["p10_ms"], "p90_ms": m.stats["p90_ms"], "sessions": m.sessions,
             "sessions_left_out_for_drift": len(m.stats.get("drifted_session_medians_ms", [])),
-            "valid": m.valid, "warnings": m.warnings, "sha256": m.model_sha256, "measurement_id": m.id}
+            "valid": m.valid, "warnings": m.warnings, "sha256": m.model_sha256, "measurement_id": m.id,
+            "emulated": bool(m.stats.get("emulated")),
+            **{k: m.stats[k] for k in backends.get(m.backend).RESULT_FACTS if k in m.stats}}
 
 
 def run(args: argparse.Namespace) -> int:
