@@ -117,7 +117,7 @@ def mac_layer(node: Any, shapes: dict[str, list[int]]) -> tuple[list[int], int]:
         groups = int(attrs.get("group", 1))
         kh, kw = b[2], b[3]
         pads = list(attrs.get("pads", [0, 0, 0, 0]))
-        stride = int(list(attrs.get("strides", [1, 1]))[0])
+        stride = int(next(iter(attrs.get("strides", [1]))))
         return [a[2] + pads[0] + pads[2], a[3] + pads[1] + pads[3], kh, kw, a[1] // groups,
                 b[0] // groups, stride], groups
     if node.op_type == "Gemm":
@@ -132,7 +132,8 @@ def vector_cycles(node: Any, shapes: dict[str, list[int]], acc: dict[str, Any]) 
     """Cycles of a non-MAC node on the vector unit (formula in the module docstring)."""
     if node.op_type in FREE_OPS:
         return 0
-    size = lambda name: math.prod(shapes.get(name) or [1])  # noqa: E731
+    def size(name: str) -> int:
+        return math.prod(shapes.get(name) or [1])
     out = sum(size(n) for n in node.output if n)
     moved = (sum(size(n) for n in node.input if n) + out) * acc["word_bytes"]
     window = math.prod(_attrs(node).get("kernel_shape", [1])) if node.op_type in POOL_OPS else 1

@@ -54,6 +54,7 @@ def measure_fields(client: Any, item: Any, fmt: str) -> dict[str, Any]:
 def check(device: Any, facts: dict[str, Any]) -> dict[str, Any]:
     """Whether SCALE-Sim is installed in the agent's Python on the device."""
     version = (facts.get("runtimes") or {}).get("simulator")
-    unavailable = [] if version else ["SCALE-Sim is not installed in the device's python "
-                                      "(point transport.python at the simulator's environment)"]
+    missing = ("SCALE-Sim is not installed in the device's python "
+               "(point transport.python at the simulator's environment)")
+    unavailable = [] if version else [missing]
     return {"runtime_version": version, "reasons": [], "unavailable": unavailable}

@@ -8,7 +8,8 @@ from typing import Any
 
 from hwnas import backends, fleet
 from hwnas.cli import add_common
-from hwnas.cli.common import devices as pick_devices, registry, store
+from hwnas.cli.common import devices as pick_devices
+from hwnas.cli.common import registry, store
 from hwnas.errors import HwnasError
 from hwnas.output import print_json, print_table
 from hwnas.session import agent_session
@@ -74,7 +75,7 @@ def check_one(reg, device, pings: int) -> dict[str, Any]:
             facts = client.facts
             runtime = backends.get(device.backend).check(device, facts)
             unable = runtime.pop("unavailable")  # the device cannot run this entry's runtime: exit 1
-            reasons = fitness(facts) + unable + runtime.pop("reasons")
+            reasons = unable + runtime.pop("reasons") + fitness(facts)
             runtime_version = runtime.pop("runtime_version", None)
             report.update(runtime)
             if unable:

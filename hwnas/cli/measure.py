@@ -5,9 +5,9 @@ import argparse
 import logging
 from typing import Any
 
+from hwnas import backends, fleet
 from hwnas.cli import add_common
 from hwnas.cli.common import registry, run_id, store
-from hwnas import backends, fleet
 from hwnas.measure import measure_items, model_item
 from hwnas.output import print_json, print_table
 from hwnas.progress import bar, window_sessions
