@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from hwnas.errors import HwnasError
+from hwnas.errors import NO_SPACE, HwnasError
 
 log = logging.getLogger("hwnas")
 
@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("hwnas: error")
         print(f"hwnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk anywhere we write (ONNX cache, outputs): exit 1, one sentence
+        if exc.errno not in NO_SPACE:
+            raise
+        if debug:
+            log.exception("hwnas: error")
+        print(f"hwnas: error: no space left on the device for {exc.filename or 'a file we write'}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("hwnas: interrupted", file=sys.stderr)
         return 130
