@@ -79,3 +79,18 @@ def test_cpu_fallback_is_a_warning_and_invalid_when_all_nodes_are_required(tmp_p
     assert row["compute_summary"] == "CPU 2"
     assert "2 of 2 nodes fell back to CPUExecutionProvider (asked for AzureExecutionProvider first)" in row["warnings"]
     assert row["valid"] is (not require_all)
+
+
+def test_devices_check_reports_where_a_small_model_runs(tmp_path, capsys):
+    cfg = _config(tmp_path, "[CPUExecutionProvider]")
+    assert main(["devices", "check", "--config", str(cfg), "--json", "--pings", "1"]) == 0
+    placement = json.loads(capsys.readouterr().out)[0]["placement"]
+    assert placement["compute_summary"] == "CPU 2" and not placement["warnings"]
+    if "AzureExecutionProvider" in ort.get_available_providers():
+        cfg = _config(tmp_path, "[AzureExecutionProvider, CPUExecutionProvider]")
+        assert main(["devices", "check", "--config", str(cfg), "--json", "--pings", "1"]) == 0
+        report = json.loads(capsys.readouterr().out)[0]
+        assert "fell back to CPUExecutionProvider" in report["placement"]["warnings"][0]
+        assert not report["fit"] and report["placement"]["warnings"][0] in report["reasons"]
+    assert main(["devices", "check", "--config", str(cfg), "--pings", "1"]) == 0  # the table shows it
+    assert "CPU 2" in capsys.readouterr().out

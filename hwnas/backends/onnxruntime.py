@@ -90,3 +90,23 @@ def check(device: Any, facts: dict[str, Any]) -> dict[str, Any]:
         report["unavailable"].append(f"execution provider {', '.join(missing)} is not available on the device "
                                  f"(it has {', '.join(have) or 'none'})")
     return report
+
+
+TRIAL_SETTINGS = {"warmup_ms": 1.0, "repeat": 3, "min_repeat_ms": 1.0, "max_remeasure": 0}
+
+
+def trial(device: Any, client: Any) -> dict[str, Any]:
+    """Where the nodes of the drift-probe conv (a small fixed model) run with this entry's providers:
+    ``placement`` (nodes per provider, per compute unit, ``compute_summary``) and any fallback warning."""
+    import tempfile
+
+    from hwnas.measure import PROBE_MODEL
+    from hwnas.operators import conv_relu
+
+    with tempfile.TemporaryDirectory() as tmp:
+        sha = client.load(conv_relu(Path(tmp) / "probe.onnx", *PROBE_MODEL), "onnx")
+    result = client.measure(sha, {**settings(device), **TRIAL_SETTINGS}, "onnxruntime")
+    keys = (*RESULT_FACTS, "placement_source")
+    return {"placement": {**{k: result[k] for k in keys if k in result},
+                          "model": "probe conv 3x3 16->16 @28x28 + Relu",
+                          "warnings": [w for w in result.get("warnings", []) if "fell back" in w]}}

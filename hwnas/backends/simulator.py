@@ -58,3 +58,8 @@ def check(device: Any, facts: dict[str, Any]) -> dict[str, Any]:
                "(point transport.python at the simulator's environment)")
     unavailable = [] if version else [missing]
     return {"runtime_version": version, "reasons": [], "unavailable": unavailable}
+
+
+def trial(device: Any, client: Any) -> dict[str, Any]:
+    """Nothing beyond ``check``."""
+    return {}
