@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from hwnas.backends import RuntimeConfig
+from hwnas.errors import HwnasError
 
 RESULT_FACTS = ("placement", "compute_units", "compute_summary", "input_shapes")
 
@@ -93,6 +94,7 @@ def check(device: Any, facts: dict[str, Any]) -> dict[str, Any]:
 
 
 TRIAL_SETTINGS = {"warmup_ms": 1.0, "repeat": 3, "min_repeat_ms": 1.0, "max_remeasure": 0}
+TRIAL_IR = 10  # ONNX IR version of the trial model: onnxruntime >= 1.20 reads it (opset 17 needs IR >= 8)
 
 
 def trial(device: Any, client: Any) -> dict[str, Any]:
@@ -103,9 +105,18 @@ def trial(device: Any, client: Any) -> dict[str, Any]:
     from hwnas.measure import PROBE_MODEL
     from hwnas.operators import conv_relu
 
+    import onnx
+
     with tempfile.TemporaryDirectory() as tmp:
-        sha = client.load(conv_relu(Path(tmp) / "probe.onnx", *PROBE_MODEL), "onnx")
-    result = client.measure(sha, {**settings(device), **TRIAL_SETTINGS}, "onnxruntime")
+        path = conv_relu(Path(tmp) / "probe.onnx", *PROBE_MODEL)
+        model = onnx.load(str(path))
+        model.ir_version = TRIAL_IR  # readable by older device runtimes too
+        onnx.save(model, str(path))
+        sha = client.load(path, "onnx")
+    try:
+        result = client.measure(sha, {**settings(device), **TRIAL_SETTINGS}, "onnxruntime")
+    except HwnasError as exc:  # reported, not fatal: the device's facts are still worth printing
+        return {"placement": {"error": str(exc), "warnings": [f"the probe conv did not run: {exc}"]}}
     keys = (*RESULT_FACTS, "placement_source")
     return {"placement": {**{k: result[k] for k in keys if k in result},
                           "model": "probe conv 3x3 16->16 @28x28 + Relu",
