@@ -94,25 +94,14 @@ def check(device: Any, facts: dict[str, Any]) -> dict[str, Any]:
 
 
 TRIAL_SETTINGS = {"warmup_ms": 1.0, "repeat": 3, "min_repeat_ms": 1.0, "max_remeasure": 0}
-TRIAL_IR = 10  # ONNX IR version of the trial model: onnxruntime >= 1.20 reads it (opset 17 needs IR >= 8)
 
 
 def trial(device: Any, client: Any) -> dict[str, Any]:
     """Where the nodes of the drift-probe conv (a small fixed model) run with this entry's providers:
     ``placement`` (nodes per provider, per compute unit, ``compute_summary``) and any fallback warning."""
-    import tempfile
+    from hwnas.measure import probe_file
 
-    from hwnas.measure import PROBE_MODEL
-    from hwnas.operators import conv_relu
-
-    import onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = conv_relu(Path(tmp) / "probe.onnx", *PROBE_MODEL)
-        model = onnx.load(str(path))
-        model.ir_version = TRIAL_IR  # readable by older device runtimes too
-        onnx.save(model, str(path))
-        sha = client.load(path, "onnx")
+    sha = client.load(probe_file(client.transport.workspace), "onnx")  # the drift probe measures load too
     try:
         result = client.measure(sha, {**settings(device), **TRIAL_SETTINGS}, "onnxruntime")
     except HwnasError as exc:  # reported, not fatal: the device's facts are still worth printing
