@@ -3,7 +3,8 @@
 ``scripts/arm64_root.sh`` builds the root once (debootstrap, python3 + numpy from Debian, the
 aarch64 onnxruntime and apache-tvm wheels from PyPI) under ``~/.cache/hwnas/arm64-root``; these
 tests skip when it is not built (about 8 minutes on a loaded 2-core machine, so the suite does
-not build it) or when HWNAS_ARM64_TESTS=0; when they run they take ~4.5 min here. The host's sshd, started in a private mount namespace with /proc, /sys and /dev
+not build it) or when HWNAS_ARM64_TESTS=0; when they run they take ~4.5 min here. The host's
+sshd, started in a private mount namespace with /proc, /sys and /dev
 mounted into the root, chroots every session into it: the agent is aarch64 python under qemu,
 reached over real SSH with a verified host key. Timings are emulated (marked so); what this
 proves is correctness: the agent runs there, and a TVM library cross-compiled for

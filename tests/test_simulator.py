@@ -30,7 +30,8 @@ WANTED = ("nor_conv_1x1-input:8x8x64-output:8x8x64", "nor_conv_3x3-input:8x8x64-
 @pytest.fixture(scope="module")
 def sim_python():
     """The simulator venv's python (built once and cached under ~/.cache/hwnas)."""
-    out = subprocess.run(["bash", str(REPO / "scripts" / "scalesim_env.sh")], check=False, capture_output=True, text=True)
+    out = subprocess.run(["bash", str(REPO / "scripts" / "scalesim_env.sh")], check=False, capture_output=True,
+                         text=True)
     if out.returncode != 0:
         pytest.skip(f"cannot build the SCALE-Sim environment: {out.stderr.strip()[-300:]}")
     return out.stdout.strip()
