@@ -8,7 +8,8 @@ through :class:`~hwnas.search.proxies.ProxyAccuracy` exactly as the search runs 
 ``cifar10_valid`` (and ``cifar100_valid``, ``imagenet16_120_valid``), ρ on two halves of
 the sample (the spread), and the median / p90 seconds per architecture. Two
 combinations: ``vote`` — the mean rank of synflow, naswot and snip (Abdelfattah et al.'s
-vote) — and ``mean_rank_all`` over every proxy. ``flops`` is also scored on all 15,625.
+vote, with naswot where they used jacob_cov) — and ``mean_rank_all`` over every proxy.
+``flops`` is also scored on all 15,625.
 
 The default batch is load_digits (8x8 digits upsampled), not CIFAR: the data-driven
 proxies see data unlike what the accuracies were measured on. torch runs one thread per

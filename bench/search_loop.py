@@ -3,13 +3,13 @@ measurements as ``hwnas search`` measures its finalists and refits it.
 
 The nasbench201 blocks are measured once (``bench/.work/search_loop/blocks/``, resumable). Per
 seed, in a fresh copy of that workspace (``seed-S/``; default measurement settings: 3 sessions
-per network): measure ``--initial`` sampled networks, fit the cost model, then ``hwnas search --device local --rounds R`` with
-NAS-Bench-201's ``cifar10_valid``. Reported per round: the median |predicted - measured| of its
-finalists (new architectures the search picked with the current model), of the same finalists
-with the refitted model, and the session spread of the finalists' measurements (the noise
-floor); over all finalists, the initial model against the last refitted one. The machine's load
-average before and after, and the wall time, are recorded: timing is the device's, and a
-loaded machine widens every figure.
+per network): measure ``--initial`` sampled networks, fit the cost model, then
+``hwnas search --device local --rounds R`` with NAS-Bench-201's ``cifar10_valid``. Reported per
+round: the median |predicted - measured| of its finalists (new architectures the search picked
+with the current model), of the same finalists with the refitted model, and the session spread
+of the finalists' measurements (the noise floor); over all finalists, the initial model against
+the last refitted one. The machine's load average before and after, and the wall time, are
+recorded: timing is the device's, and a loaded machine widens every figure.
 Writes ``bench/results/search_loop.json``.
 
     python -m bench.search_loop [--seeds 0 1 2] [--initial 10] [--rounds 3] [--evaluations 300]
@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import RESULTS, hwnas, local_config, machine, write
-from hwnas import costmodel_api as api, sweep
+from hwnas import costmodel_api as api
+from hwnas import sweep
 from hwnas.store import Store
 
 WORK = Path(__file__).resolve().parent / ".work" / "search_loop"

@@ -18,12 +18,14 @@ chosen architectures before the refit.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from hwnas import costmodel_api as api, sweep
+from hwnas import costmodel_api as api
+from hwnas import sweep
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput
 from hwnas.spaces import Space

@@ -21,6 +21,7 @@ from hwnas.cli import add_common
 from hwnas.errors import BadInput
 from hwnas.output import print_json, print_table
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``search`` command."""
     p = sub.add_parser(
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         progress.close()
     doc = out.to_json()
     if args.out:
-        from lut.formats import write_text_atomic
+        from lut.atomic import write_text_atomic
 
         write_text_atomic(Path(args.out) / "result.json", json.dumps(doc, indent=1, default=str) + "\n")
     if args.json:

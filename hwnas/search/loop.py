@@ -48,13 +48,15 @@ interrupted one. Files are written atomically.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from hwnas import costmodel_api as api, refine, sweep
+from hwnas import costmodel_api as api
+from hwnas import refine, sweep
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput
 from hwnas.search.accuracy import AccuracyObjective, CachedAccuracy
@@ -64,7 +66,7 @@ from hwnas.search.latency import CostModelLatency, LatencyObjective
 from hwnas.search.result import SearchResult
 from hwnas.spaces import Space
 from hwnas.store import Store
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 
 LOOP_FILE = "loop.json"
 LOOP_VERSION = 1
