@@ -66,6 +66,17 @@ CREATE TABLE IF NOT EXISTS node_profiles (
 """
 
 
+def add_node_shapes(db: sqlite3.Connection) -> None:
+    """Migration: per-node profiles gain the kernel's execution order and its input and output
+    shapes (JSON lists), as the device's runtime reports them. Idempotent (columns already there
+    are left alone), so it is safe on a store created with them. When the store has
+    ``PRAGMA user_version`` migrations (issue 11), this is one step of that list."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(node_profiles)")}
+    for column in ("position INTEGER", "input_shapes TEXT", "output_shapes TEXT"):
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE node_profiles ADD COLUMN {column}")
+
+
 def utc_now() -> str:
     """Current UTC time in ISO 8601 with a Z suffix."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -137,6 +148,7 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            add_node_shapes(self._db)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     class _Tx:
@@ -179,8 +191,11 @@ class Store:
                 [row[name] for name in _COLUMNS])
             mid = int(cursor.lastrowid)
             for node in node_profile or []:
-                db.execute("INSERT INTO node_profiles VALUES (?, ?, ?, ?, ?)",
-                           (mid, node["name"], node.get("op_type"), node.get("provider"), node["dur_us"]))
+                db.execute("INSERT INTO node_profiles (measurement_id, name, op_type, provider, dur_us, position, "
+                           "input_shapes, output_shapes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (mid, node["name"], node.get("op_type"), node.get("provider"), node["dur_us"],
+                            node.get("index"), json.dumps(node.get("input_shapes")),
+                            json.dumps(node.get("output_shapes"))))
         return mid
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> Iterator[Measurement]:
@@ -257,11 +272,18 @@ class Store:
                                         tuple(where.values())).fetchone()[0])
 
     def node_profile(self, measurement_id: int) -> list[dict[str, Any]]:
-        """Per-node times stored with a measurement, slowest first."""
+        """Per-node times stored with a measurement, slowest first (with ``index``, the execution
+        order, and ``input_shapes``/``output_shapes``; None for profiles stored before shapes were)."""
         with self._lock:
-            rows = self._db.execute("SELECT name, op_type, provider, dur_us FROM node_profiles "
-                                    "WHERE measurement_id=? ORDER BY dur_us DESC", (measurement_id,)).fetchall()
-        return [dict(zip(("name", "op_type", "provider", "dur_us"), r)) for r in rows]
+            rows = self._db.execute("SELECT name, op_type, provider, dur_us, position, input_shapes, output_shapes "
+                                    "FROM node_profiles WHERE measurement_id=? ORDER BY dur_us DESC",
+                                    (measurement_id,)).fetchall()
+        keys = ("name", "op_type", "provider", "dur_us", "index", "input_shapes", "output_shapes")
+        nodes = [dict(zip(keys, r)) for r in rows]
+        for node in nodes:
+            for key in ("input_shapes", "output_shapes"):
+                node[key] = json.loads(node[key]) if node[key] else None
+        return nodes
 
     def record_health(self, device: str, ok: bool, error: str | None = None, max_failures: int = 3) -> bool:
         """Count a success (resets) or failure for a device; returns whether it is still healthy."""
