@@ -11,7 +11,7 @@ down, exports each to ONNX and writes ``DIR/corpus.json`` (family, config, file,
 Re-running it keeps files already built.
 
 ``measure`` measures every corpus model on a device into the workspace store (signature
-``onnx:<sha256>``, source ``corpus:<family>/<file>``), resumably: ``--pass first`` measures
+``onnx:<sha256>``, source the file path), resumably: ``--pass first`` measures
 what has no measurement yet; ``--pass again`` measures once more what has exactly one (the
 fresh re-measurement the noise floor of bench/predict_accuracy.py compares with). The
 predictor is never trained on these models.
@@ -110,7 +110,7 @@ def measure(out: Path, device_name: str, config: str, again: bool) -> int:
         sig = f"onnx:{e['sha256']}"
         if len(store.history(device.name, device.backend, sig)) == want:
             items.append(Item(path=e["path"], sha256=e["sha256"], signature=sig,
-                              source=f"corpus:{e['family']}/{e['file']}"))
+                              source=str(e["path"])))
     rng = np.random.default_rng(1 if again else 0)
     items = [items[i] for i in rng.permutation(len(items))]  # families interleaved
     run = f"corpus-{'again' if again else 'first'}-{time.time():.0f}"

@@ -231,13 +231,13 @@ def _is_swish(g: _Graph, node: onnx.NodeProto) -> onnx.NodeProto | None:
     return mul if set(g.data_inputs(mul)) == {node.input[0], node.output[0]} else None
 
 
-def split(model: onnx.ModelProto, rules: FusionRules) -> list[Kernel]:
+def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) -> list[Kernel]:
     """The kernels ``model`` runs as on the device ``rules`` were learned on, in graph order.
 
     Raises GraphError when the graph is not a CNN the splitter can read (no 4-D float
-    input, missing shapes)."""
+    input unless ``image_input`` is False, missing shapes)."""
     g = _Graph(model)
-    if not g.inputs or len(g.shape(g.inputs[0])) != 4:
+    if not g.inputs or (image_input and len(g.shape(g.inputs[0])) != 4):
         raise GraphError("the model has no 4-D (NCHW) image input")
     block = int(rules.block)
     elided = set(ALWAYS_ELIDED) | set(rules.elided)
