@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
-from device_agents import agent_version, facts, protocol, timing
+from device_agents import agent_version, facts, protocol, runners, timing
 
-_RUNNER_MODULES = {"onnxruntime": "device_agents.ort_runner", "tvm": "device_agents.tvm_runner"}
 _SUFFIX = {"onnx": ".onnx", "tvm": ".so"}
 
 
@@ -31,19 +29,31 @@ class RequestFailed(Exception):
 
 def _runner_module(backend: str) -> Any:
     try:
-        return importlib.import_module(_RUNNER_MODULES[backend])
-    except ImportError as exc:
+        return runners.load(backend)
+    except (KeyError, ImportError) as exc:
         raise RequestFailed("unsupported", f"backend {backend} is not available on this device: {exc}") from None
 
 
 def _runtime_versions() -> dict[str, str | None]:
+    """Every backend's runtime version here (None where it is not installed)."""
     versions: dict[str, str | None] = {}
-    for backend in _RUNNER_MODULES:
+    for backend in runners.names():
         try:
             versions[backend] = _runner_module(backend).version()
         except RequestFailed:
             versions[backend] = None
     return versions
+
+
+def merge_warnings(result: dict[str, Any], session_facts: dict[str, Any]) -> None:
+    """Move a runner's ``warnings`` (the result is then invalid: e.g. an output check that could not
+    be made, nodes off the required provider) and ``notices`` (warnings only: e.g. a CPU fallback)
+    from its facts into the measurement result."""
+    warnings = session_facts.pop("warnings", [])
+    notices = session_facts.pop("notices", [])
+    if warnings:
+        result["valid"] = False
+    result["warnings"] = result["warnings"] + warnings + notices
 
 
 class Agent:
@@ -69,9 +79,12 @@ class Agent:
             raise RequestFailed("version", f"host speaks protocol {req['protocol']}, "
                                            f"agent speaks {protocol.PROTOCOL_VERSION}")
         self.greeted = True
-        from device_agents import ort_runner
+        return self.facts()
+
+    def facts(self) -> dict[str, Any]:
+        """What ``hello`` reports: device facts, runtime versions, providers, the probe's first time."""
         self.reference.probe()
-        info = facts.collect(_runtime_versions(), ort_runner.available_providers(), agent_version())
+        info = facts.collect(_runtime_versions(), runners.load("onnxruntime").providers(), agent_version())
         info["protocol"] = protocol.PROTOCOL_VERSION
         info["reference_ms"] = self.reference.baseline()
         return info
@@ -130,7 +143,7 @@ class Agent:
     def measure(self, req: dict[str, Any]) -> dict[str, Any]:
         """Time a cached model with the measurement protocol in a fresh runtime session."""
         path, fmt = self._find_model(req["model"])
-        backend = req.get("backend", "onnxruntime" if fmt == "onnx" else "tvm")
+        backend = req.get("backend") or runners.for_format(fmt)
         settings = req.get("settings") or {}
         self._pin(settings)
         module = _runner_module(backend)
@@ -138,21 +151,21 @@ class Agent:
         extra = self._runner_extras(req)
         mismatch = getattr(module, "OutputMismatch", ())  # raised by runners that check outputs
         try:
-            run, session_facts = module.runner(str(path), settings, **extra)
+            source, session_facts = module.prepare(str(path), settings, **extra)
         except RequestFailed:
             raise
+        except runners.Unavailable as exc:
+            raise RequestFailed("unsupported", f"{backend}: {exc}") from None
         except mismatch as exc:
             raise RequestFailed("runtime", f"{backend} output check failed: {exc}") from None
         except Exception as exc:  # the runtime rejected the model: report, keep serving
             raise RequestFailed("bad_model", f"{backend} cannot load the model: {exc}") from None
+        reference = self._reference(settings) if module.DRIFT_PROBE else None
         try:
-            result = timing.measure(run, settings, self._reference(settings))
+            result = timing.measure(source, settings, reference)
         except Exception as exc:
             raise RequestFailed("runtime", f"{backend} failed while running the model: {exc}") from None
-        notes = session_facts.pop("warnings", [])
-        if notes:  # e.g. an output check that could not be made: the result is not silently valid
-            result["warnings"] = result["warnings"] + notes
-            result["valid"] = False
+        merge_warnings(result, session_facts)
         result["phase_ms"]["session"] = (time.perf_counter_ns() - started) / 1e6 - sum(result["phase_ms"].values())
         return {**result, **session_facts, "backend": backend}
 
@@ -184,6 +197,8 @@ class Agent:
         from device_agents import ort_runner
         try:
             result = ort_runner.profile(str(path), settings, int(req.get("runs", 10)))
+        except runners.Unavailable as exc:
+            raise RequestFailed("unsupported", f"onnxruntime: {exc}") from None
         except Exception as exc:
             raise RequestFailed("runtime", f"onnxruntime profiling failed: {exc}") from None
         return protocol.validate_profile(result)

@@ -49,9 +49,42 @@ def make_inputs(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
     return feeds
 
 
+# execution provider -> the compute unit it runs nodes on (OpenVINO and QNN: by their options)
+_UNITS = {"CPU": "CPU", "Xnnpack": "CPU", "ACL": "CPU", "ArmNN": "CPU", "Dnnl": "CPU", "Azure": "remote",
+          "CUDA": "GPU", "TensorRT": "GPU", "ROCM": "GPU", "MIGraphX": "GPU", "Dml": "GPU", "WebGpu": "GPU",
+          "OpenVINO": "CPU", "QNN": "NPU", "NNAPI": "NPU", "CoreML": "NPU", "VitisAI": "NPU", "Rknpu": "NPU"}
+
+
+def provider_specs(settings: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """The requested providers as (name, options) pairs; a setting entry is a name or {name, options}."""
+    specs = []
+    for entry in settings.get("providers") or ["CPUExecutionProvider"]:
+        if isinstance(entry, str):
+            specs.append((entry, {}))
+        else:
+            specs.append((str(entry["name"]), {str(k): str(v) for k, v in (entry.get("options") or {}).items()}))
+    return specs
+
+
+def compute_unit(provider: str, options: dict[str, str] | None = None) -> str:
+    """The compute unit (CPU, GPU, NPU, ...) an execution provider runs nodes on."""
+    options = options or {}
+    short = provider.removesuffix("ExecutionProvider")
+    if short == "OpenVINO" and options.get("device_type"):
+        return options["device_type"].split(".")[0].split("_")[0].upper()
+    if short == "QNN" and options.get("backend_path"):
+        lib = options["backend_path"].lower()
+        return "CPU" if "qnncpu" in lib else "GPU" if "qnngpu" in lib else "NPU"
+    return _UNITS.get(short, short)
+
+
 def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = None) -> Any:
-    """A fresh InferenceSession with the requested threads and providers (missing EPs are skipped)."""
+    """A fresh InferenceSession with the requested threads and providers (with their options).
+
+    A provider this onnxruntime build lacks raises ``Unavailable`` naming the ones it has."""
     import onnxruntime as ort
+
+    from device_agents.runners import Unavailable
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(settings.get("threads", 1))
@@ -61,10 +94,13 @@ def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = 
     if profile_dir is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(profile_dir, "ort")
-    wanted = settings.get("providers") or ["CPUExecutionProvider"]
-    have = set(ort.get_available_providers())
-    providers = [p for p in wanted if p in have] or ["CPUExecutionProvider"]
-    return ort.InferenceSession(path, sess_options=opts, providers=providers)
+    specs = provider_specs(settings)
+    have = ort.get_available_providers()
+    missing = [name for name, _ in specs if name not in have]
+    if missing:
+        raise Unavailable(f"execution provider {', '.join(missing)} is not available on this device "
+                          f"(it has {', '.join(have)})")
+    return ort.InferenceSession(path, sess_options=opts, providers=[(n, o) for n, o in specs])
 
 
 def runner(path: str, settings: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
@@ -85,6 +121,38 @@ def _shapes(typed: Any) -> list[list[int]]:
         dims = next(iter(entry.values()), []) if isinstance(entry, dict) else []
         shapes.append([int(d) for d in dims])
     return shapes
+
+
+_PLACEMENTS: dict[str, dict[str, Any]] = {}
+
+
+def placement(path: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Where the model's nodes run with these providers: nodes per provider (``placement``), per
+    compute unit (``compute_units``, e.g. ``NPU 843, CPU 2``), from one profiled run (cached per
+    model and provider list). CPU fallback under a non-CPU first provider is a notice, or a
+    warning (result invalid) with ``require_all_nodes``."""
+    specs = provider_specs(settings)
+    key = json.dumps([path, specs])
+    if key not in _PLACEMENTS:
+        nodes = profile(path, {**settings, "threads": 1}, runs=0)["nodes"]
+        per_provider: dict[str, int] = {}
+        for node in nodes:
+            per_provider[node["provider"]] = per_provider.get(node["provider"], 0) + 1
+        options = dict(specs)
+        units: dict[str, int] = {}
+        for name, count in sorted(per_provider.items(), key=lambda kv: -kv[1]):
+            unit = compute_unit(name, options.get(name))
+            units[unit] = units.get(unit, 0) + count
+        _PLACEMENTS[key] = {"placement": per_provider, "compute_units": units,
+                            "compute_summary": ", ".join(f"{u} {n}" for u, n in units.items())}
+    facts = {k: dict(v) if isinstance(v, dict) else v for k, v in _PLACEMENTS[key].items()}
+    first_name, first_options = specs[0]
+    on_cpu = facts["placement"].get("CPUExecutionProvider", 0)
+    if compute_unit(first_name, first_options) != "CPU" and on_cpu:
+        total = sum(facts["placement"].values())
+        message = f"{on_cpu} of {total} nodes fell back to CPUExecutionProvider (asked for {first_name} first)"
+        facts["warnings" if settings.get("require_all_nodes") else "notices"] = [message]
+    return facts
 
 
 def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:

@@ -19,7 +19,8 @@ Requests (fields beyond ``id``/``op``; ``?`` marks optional ones):
                                                        python, runtimes, providers, agent
     ping      -                                        {} (round-trip probe)
     load      sha256:str, format:str, data_b64?:str    {sha256, cached:bool, bytes:int}
-    measure   model:str, backend?:str, settings?:obj   stats (see ``device_agents.timing``)
+    measure   model:str, backend?:str, settings?:obj   stats (see ``device_agents.timing``) and the
+                                                       runner's facts (``device_agents.runners``)
               inputs?:list, reference?:str             (tvm: input specs [{name, shape, dtype}]; sha256
                                                        of the loaded ONNX model outputs are checked against)
     profile   model:str, runs?:int, settings?:obj      {nodes: [{name, op_type, provider, dur_us, runs,
@@ -39,11 +40,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from device_agents import runners
+
 PROTOCOL_VERSION = 1
 MAX_LINE = 256 * 1024 * 1024  # base64 model bytes travel inside `load`
 
 FORMATS = ("onnx", "tvm")
-BACKENDS = ("onnxruntime", "tvm")
+BACKENDS = runners.names()  # one runner module per backend (device_agents/runners/)
 ERROR_TYPES = ("protocol", "version", "missing_model", "bad_model", "runtime", "unsupported")
 
 # op -> {field: (type, required)}
@@ -72,6 +75,9 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "probe_model": str,
     "check_outputs": bool,
     "seed": int,
+    "require_all_nodes": bool,   # onnxruntime: a node off the first provider makes the result invalid
+    "tvm_device": str,           # tvm: the device the target runs on (cpu, opencl, vulkan, cuda, ...)
+    "accelerator": dict,         # simulator: the accelerator configuration (see runners/simulator.py)
 }
 
 

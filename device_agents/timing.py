@@ -1,6 +1,10 @@
 """The measurement protocol, run on the device: warm-up, calibrated rounds, statistics, drift probe.
 
-``measure(run, settings)`` times a zero-argument callable:
+``measure(source, settings, reference)`` takes a source of round times (a
+:class:`RoundSource`): :class:`WallClock` times a zero-argument callable with
+``perf_counter_ns`` (a bare callable is wrapped in one), a TVM runner's source
+uses ``time_evaluator``, the simulator's returns simulated cycles at the clock.
+Whatever the source, the protocol is the same:
 
 1. warm up for ``warmup_ms`` (at least 3 calls);
 2. calibrate ``number`` (calls per round) so one round lasts ``min_repeat_ms``;
@@ -22,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -133,24 +137,73 @@ class ReferenceKernel:
         return statistics.median(self.history)
 
 
-def measure(run: Callable[[], Any], settings: dict[str, Any], reference: ReferenceKernel) -> dict[str, Any]:
-    """Time ``run`` with the measurement protocol; returns stats, raw rounds, warnings and flags."""
+class RoundSource(Protocol):
+    """Where round times come from: the protocol in :func:`measure` calls these three in order."""
+
+    def warm_up(self, warmup_ms: float) -> None:
+        """Run untimed for about ``warmup_ms``."""
+
+    def calibrate(self, min_repeat_ms: float) -> int | None:
+        """Calls per round so that a round lasts at least ``min_repeat_ms`` (None when the source
+        calibrates each round itself)."""
+
+    def rounds(self, number: int | None, repeat: int) -> list[float]:
+        """``repeat`` round times, each in ms per call."""
+
+
+class WallClock:
+    """Rounds of ``number`` calls of ``run`` timed with ``perf_counter_ns`` on this machine.
+
+    ``sync`` (e.g. a GPU device's ``sync``) is called after the calls of every timed
+    round and of calibration, so asynchronous work is inside the time."""
+
+    def __init__(self, run: Callable[[], Any], sync: Callable[[], Any] | None = None) -> None:
+        self._run = run if sync is None else _synced(run, sync)
+
+    def warm_up(self, warmup_ms: float) -> None:
+        """See :func:`warm_up`."""
+        warm_up(self._run, warmup_ms)
+
+    def calibrate(self, min_repeat_ms: float) -> int:
+        """See :func:`calibrate`."""
+        return calibrate(self._run, min_repeat_ms)
+
+    def rounds(self, number: int, repeat: int) -> list[float]:
+        """``repeat`` rounds of ``number`` calls."""
+        return [_time_calls(self._run, number) for _ in range(repeat)]
+
+
+def _synced(run: Callable[[], Any], sync: Callable[[], Any]) -> Callable[[], Any]:
+    def call() -> Any:
+        out = run()
+        sync()
+        return out
+    return call
+
+
+def measure(source: RoundSource | Callable[[], Any], settings: dict[str, Any],
+            reference: ReferenceKernel | None) -> dict[str, Any]:
+    """Time ``source`` (a RoundSource, or a callable timed by :class:`WallClock`) with the
+    measurement protocol; returns stats, raw rounds, warnings and flags. Without ``reference``
+    (a source that cannot drift, or a device where no probe runs) drift is not probed."""
+    if not hasattr(source, "rounds"):
+        source = WallClock(source)
     cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if k in DEFAULTS}}
     phases = {"reference": 0.0, "warmup": 0.0, "calibrate": 0.0, "rounds": 0.0}
     clock = time.perf_counter_ns
     t0 = clock()
-    ref_before = reference.probe()
+    ref_before = reference.probe() if reference else None
     t1 = clock()
-    warm_up(run, float(cfg["warmup_ms"]))
+    source.warm_up(float(cfg["warmup_ms"]))
     t2 = clock()
     phases["reference"] += (t1 - t0) / 1e6
     phases["warmup"] += (t2 - t1) / 1e6
     attempts: list[dict[str, Any]] = []
     for _ in range(1 + int(cfg["max_remeasure"])):
         t0 = clock()
-        number = calibrate(run, float(cfg["min_repeat_ms"]))
+        number = source.calibrate(float(cfg["min_repeat_ms"]))
         t1 = clock()
-        rounds = [_time_calls(run, number) for _ in range(int(cfg["repeat"]))]
+        rounds = source.rounds(number, int(cfg["repeat"]))
         phases["calibrate"] += (t1 - t0) / 1e6
         phases["rounds"] += (clock() - t1) / 1e6
         stats = summarize(rounds)
@@ -158,14 +211,18 @@ def measure(run: Callable[[], Any], settings: dict[str, Any], reference: Referen
         if stats["cov"] <= cfg["cov_threshold"]:
             break
     best = min(attempts, key=lambda a: a["cov"])
+    warnings = []
+    if best["cov"] > cfg["cov_threshold"]:
+        warnings.append(f"CoV {best['cov']:.1%} above {cfg['cov_threshold']:.0%} after {len(attempts)} attempts")
+    if reference is None:
+        return {**best, "attempts": len(attempts), "reference_ms": [], "reference_baseline_ms": None,
+                "reference_kernel": None, "drift": False, "valid": not warnings, "warnings": warnings,
+                "settings": cfg, "phase_ms": phases}
     t0 = clock()
     ref_after = reference.probe()
     phases["reference"] += (clock() - t0) / 1e6
     baseline = float(settings.get("reference_baseline_ms") or reference.baseline())
     drift = max(abs(ref_before / baseline - 1.0), abs(ref_after / baseline - 1.0))
-    warnings = []
-    if best["cov"] > cfg["cov_threshold"]:
-        warnings.append(f"CoV {best['cov']:.1%} above {cfg['cov_threshold']:.0%} after {len(attempts)} attempts")
     drifted = drift > cfg["drift_threshold"]
     if drifted:
         warnings.append(f"reference kernel moved {drift:.1%} from its baseline (busy device, thermal or clock drift?)")

@@ -6,7 +6,9 @@ ELF header so a library built for another CPU (AArch64 on x86-64, say) is
 refused with a message naming both architectures instead of a loader crash.
 
 ``runner(path, settings, inputs, reference)`` returns a zero-argument callable
-that runs the Relax VM's ``main`` once, for ``device_agents.timing.measure``.
+that runs the Relax VM's ``main`` once on the device the target names
+(``settings["tvm_device"]``: cpu, opencl, vulkan, cuda, ...) and that device's
+``sync``, for ``device_agents.timing.measure``.
 ``inputs`` describes the graph inputs (name, shape, dtype) because a library
 does not; they are filled with the same seeded values ONNX Runtime would get.
 When ``reference`` (the ONNX model the library was compiled from) is given and
@@ -138,9 +140,37 @@ def _set_threads(threads: int) -> None:
         config(1, threads)  # 1 = big cores first, ``threads`` workers
 
 
+def check_outputs(got: list[np.ndarray], feeds: dict[str, np.ndarray], reference: str | None,
+                  where: str = "onnxruntime") -> tuple[Any, list[str]]:
+    """Compare a library's outputs on ``feeds`` with ONNX Runtime's run of the ``reference`` model
+    (here); returns (the ``output_check`` fact, warnings). OutputMismatch when they differ."""
+    if reference is None:
+        return "not requested", ["outputs were not checked against onnxruntime"]
+    from device_agents import ort_runner
+
+    if ort_runner.version() is None:
+        return ("skipped: onnxruntime is not installed on this device",
+                ["outputs not checked: onnxruntime is not installed on the device"])
+    want = ort_runner.open_session(reference, {"threads": 1}).run(None, feeds)
+    err = compare(got, [np.asarray(w) for w in want])
+    return {"against": where, "max_rel_err": err, "rtol": RTOL}, []
+
+
+def device_for(kind: str | None) -> Any:
+    """The TVM device a target kind runs on (``llvm`` -> cpu, ``opencl``, ``vulkan``, ``cuda``, ...);
+    ValueError when this TVM runtime has no such device."""
+    import tvm
+
+    device = tvm.device(kind or "cpu", 0)
+    if device.dlpack_device_type() != tvm.cpu(0).dlpack_device_type() and not device.exist:
+        raise ValueError(f"this device has no {kind} device for TVM (is its driver/runtime installed?)")
+    return device
+
+
 def runner(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | None = None,
-           reference: str | None = None) -> tuple[Callable[[], Any], dict[str, Any]]:
-    """A callable running the library's ``main`` once, and facts (output check included)."""
+           reference: str | None = None) -> tuple[Callable[[], Any], Callable[[], Any], dict[str, Any]]:
+    """A callable running the library's ``main`` once, the device's ``sync`` (called inside every
+    timed call, so asynchronous GPU work is timed), and facts (output check included)."""
     if not inputs:
         raise ValueError("a TVM library needs its input specs (name, shape, dtype)")
     check_machine(path)
@@ -148,28 +178,15 @@ def runner(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | N
     from tvm import relax
 
     _set_threads(int(settings.get("threads", 1)))
-    device = tvm.cpu(0)
+    device = device_for(settings.get("tvm_device"))
     vm = relax.VirtualMachine(tvm.runtime.load_module(path), device)
     feeds = make_inputs(inputs, int(settings.get("seed", 0)))
     args = [tvm.runtime.tensor(feeds[spec["name"]], device) for spec in inputs]
     main = vm["main"]
-    facts: dict[str, Any] = {"providers": [f"tvm:{device}"], "warnings": []}
-    if reference is None:
-        facts["output_check"] = "not requested"
-        facts["warnings"].append("outputs were not checked against onnxruntime")
-    else:
-        from device_agents import ort_runner
-
-        if ort_runner.version() is None:
-            facts["output_check"] = "skipped: onnxruntime is not installed on this device"
-            facts["warnings"].append("outputs not checked: onnxruntime is not installed on the device")
-        else:
-            session = ort_runner.open_session(reference, {"threads": 1})
-            want = session.run(None, feeds)
-            err = compare(flatten(main(*args)), [np.asarray(w) for w in want])
-            facts["output_check"] = {"against": "onnxruntime", "max_rel_err": err, "rtol": RTOL}
+    check, warnings = check_outputs(flatten(main(*args)) if reference is not None else [], feeds, reference)
+    facts: dict[str, Any] = {"providers": [f"tvm:{device}"], "warnings": warnings, "output_check": check}
 
     def run() -> Any:
         return main(*args)
 
-    return run, facts
+    return run, device.sync, facts

@@ -15,11 +15,12 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hwnas import backends
 from hwnas.errors import BadInput
 
 KINDS = ("x86_cpu", "arm_cpu", "mobile_gpu", "npu", "fpga_sim")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_UNION_TAGS = {"local", "ssh", "tvm_rpc", "onnxruntime", "tvm", "simulator"}
+_UNION_TAGS = {"local", "ssh", "tvm_rpc", *backends.names()}
 _SECRET_KEYS = {"password", "passphrase", "secret", "token", "private_key"}
 
 
@@ -71,52 +72,8 @@ Transport = Annotated[Union[LocalTransportConfig, SshTransportConfig, TvmRpcTran
                       Field(discriminator="type")]
 
 
-class OrtRuntimeConfig(_Strict):
-    """ONNX Runtime with an ordered execution-provider list."""
-
-    backend: Literal["onnxruntime"]
-    providers: list[str] = Field(default_factory=lambda: ["CPUExecutionProvider"], min_length=1)
-    threads: int = Field(1, ge=1, le=256)
-
-    @field_validator("providers")
-    @classmethod
-    def _providers_named(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not name.endswith("ExecutionProvider"):
-                raise ValueError(f"{name!r} is not an execution provider name (e.g. CPUExecutionProvider)")
-        return value
-
-
-class TvmRuntimeConfig(_Strict):
-    """Apache TVM: a target dict, optional cross compiler and tuning budget."""
-
-    backend: Literal["tvm"]
-    target: dict[str, Any]
-    cross_compiler: str | None = None
-    trials: int = Field(0, ge=0)
-    tuning_log: str | None = None
-    threads: int = Field(1, ge=1, le=256)
-
-    @field_validator("target")
-    @classmethod
-    def _target_has_kind(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not isinstance(value.get("kind"), str):
-            raise ValueError("a TVM target dict needs a string 'kind' (e.g. {kind: llvm})")
-        return value
-
-
-class SimulatorRuntimeConfig(_Strict):
-    """A cycle-level accelerator simulator; cycles become latency at ``clock_mhz``."""
-
-    backend: Literal["simulator"]
-    simulator: Literal["scalesim"]
-    array: tuple[int, int]
-    clock_mhz: float = Field(gt=0)
-    dataflow: Literal["os", "ws", "is"] = "ws"
-
-
-Runtime = Annotated[Union[OrtRuntimeConfig, TvmRuntimeConfig, SimulatorRuntimeConfig],
-                    Field(discriminator="backend")]
+Runtime = Annotated[Union[backends.configs()], Field(discriminator="backend")]
+"""``runtime:``: one schema per backend, each defined by its module in ``hwnas/backends/``."""
 
 
 class MeasurementConfig(_Strict):

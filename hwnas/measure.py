@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from device_agents.timing import probe_name
+from hwnas import backends
 from hwnas.agent_client import AgentClient, file_sha256
 from hwnas.config import DeviceConfig
 from hwnas.errors import BadInput
@@ -78,16 +79,15 @@ def model_item(path: str | Path) -> Item:
 
 
 def device_settings(device: DeviceConfig) -> dict[str, Any]:
-    """The agent-side measurement settings a device entry asks for."""
+    """The agent-side measurement settings a device entry asks for (the runtime's part from its backend)."""
     m = device.measurement
     settings: dict[str, Any] = {
-        "threads": device.runtime.threads if hasattr(device.runtime, "threads") else 1,
+        "threads": 1,
         "warmup_ms": m.warmup_ms, "repeat": m.repeat, "min_repeat_ms": m.min_repeat_ms,
         "cov_threshold": m.cov_threshold, "max_remeasure": m.max_remeasure,
         "drift_threshold": m.drift_threshold,
+        **backends.get(device.backend).settings(device),
     }
-    if device.backend == "onnxruntime":
-        settings["providers"] = list(device.runtime.providers)
     if device.affinity:
         settings["affinity"] = list(device.affinity)
     return settings
@@ -157,6 +157,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         "reference_baseline_ms": results[0].get("reference_baseline_ms"),
         "reference_kernel": results[0].get("reference_kernel"),
         "phase_ms": [r.get("phase_ms") for r in results],
+        **{k: results[0][k] for k in backends.get(device.backend).RESULT_FACTS if k in results[0]},
     }
     facts = client.facts
     return Measurement(
@@ -171,24 +172,6 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         source=item.source, facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname")},
         request_key=key,
     )
-
-
-def artifact(device: DeviceConfig, item: Item, workspace: Path) -> tuple[Path, str]:
-    """The file the agent runs for an item, and its format: the ONNX file itself for
-    ONNX Runtime; a library compiled for the device's target for TVM."""
-    if device.backend == "tvm":
-        from hwnas import tvm_backend
-        return tvm_backend.artifact(device, item, workspace)
-    return item.path, "onnx"
-
-
-def artifact_fields(client: AgentClient, item: Item, fmt: str) -> dict[str, Any]:
-    """Extra ``measure`` fields an artifact needs: for a TVM library its input specs and the
-    ONNX model its outputs are checked against (loaded on the agent too)."""
-    if fmt == "tvm":
-        from hwnas import tvm_backend
-        return tvm_backend.measure_fields(client, item)
-    return {}
 
 
 def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items: Iterable[Item],
@@ -208,6 +191,8 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
     Items already stored under this run's request key are skipped (a resumed run); the
     returned list holds only what this call measured."""
     sessions = sessions or device.measurement.sessions
+    backend = backends.get(device.backend)
+    backends.require_ready(device, client.facts)  # e.g. a missing execution provider: exit 1 before any work
     settings = device_settings(device)
     rng = random.Random(seed)
     items = list(items)
@@ -223,9 +208,9 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
         fields: dict[str, dict[str, Any]] = {}
         formats: dict[str, str] = {}
         for item in batch:
-            path, fmt = artifact(device, item, store.path.parent)
+            path, fmt = backend.artifact(device, item, store.path.parent)
             shas[item.signature] = client.load(path, fmt)
-            fields[item.signature] = artifact_fields(client, item, fmt)
+            fields[item.signature] = backend.measure_fields(client, item, fmt)
             formats[item.signature] = fmt
         results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in batch}
         pending = [item for _ in range(sessions) for item in batch]

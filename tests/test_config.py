@@ -92,7 +92,7 @@ def test_env_expansion_and_defaults(tmp_path, monkeypatch):
     device = reg.device("d")
     assert device.transport.host == "192.0.2.7" and device.transport.port == 22
     assert device.transport.known_hosts == "~/.ssh/known_hosts" and not device.transport.trust_on_first_use
-    assert device.runtime.providers == ["CPUExecutionProvider"] and device.runtime.threads == 1
+    assert device.runtime.provider_names == ["CPUExecutionProvider"] and device.runtime.threads == 1
     assert reg.workspace == (tmp_path / ".hwnas").resolve()
     with pytest.raises(BadInput, match="no device named 'x'"):
         reg.device("x")

@@ -6,7 +6,7 @@ import logging
 import statistics
 from typing import Any
 
-from hwnas import fleet
+from hwnas import backends, fleet
 from hwnas.cli import add_common
 from hwnas.cli.common import devices as pick_devices, registry, store
 from hwnas.errors import HwnasError
@@ -72,16 +72,13 @@ def check_one(reg, device, pings: int) -> dict[str, Any]:
         with agent_session(reg, device) as client:
             rtts = [client.ping() for _ in range(max(1, pings))]
             facts = client.facts
-            runtime_version = (facts.get("runtimes") or {}).get(device.backend)
-            reasons = fitness(facts)
-            if runtime_version is None and device.backend != "simulator":
-                reasons.append(f"{device.backend} is not installed on the device")
-            # --- TVM devices: can the device run this entry's libraries? (hwnas.tvm_backend) ---
-            if device.backend == "tvm":
-                from hwnas.tvm_backend import device_report
-                report["tvm"] = device_report(device, facts)
-                reasons.extend(report["tvm"]["reasons"])
-            # --- end TVM ---
+            runtime = backends.get(device.backend).check(device, facts)
+            unable = runtime.pop("unavailable")  # the device cannot run this entry's runtime: exit 1
+            reasons = fitness(facts) + unable + runtime.pop("reasons")
+            runtime_version = runtime.pop("runtime_version", None)
+            report.update(runtime)
+            if unable:
+                report["exit_code"] = 1
             report.update(reachable=True, agent=facts.get("agent"), facts=facts,
                           agent_dir=getattr(client.transport, "agent_dir", None),
                           runtime_version=runtime_version, rtt_ms=statistics.median(rtts),

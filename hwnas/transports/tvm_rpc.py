@@ -22,9 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from device_agents import agent as agent_mod, agent_version, protocol, timing, tvm_runner
+from device_agents.runners.tvm import TimeEvaluator
 from hwnas.errors import DeviceUnreachable
 from hwnas.transports.base import AgentProcess, Transport
 
@@ -65,12 +64,8 @@ class RpcEndpoint(agent_mod.Agent):
         self.threads: int | None = None
         self.modules: dict[str, Any] = {}  # uploaded once: overwriting a loaded library crashes the server
 
-    def hello(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Handshake; facts describe the RPC session (the remote CPU is not observable here)."""
-        if req["protocol"] != protocol.PROTOCOL_VERSION:
-            raise agent_mod.RequestFailed("version", f"host speaks protocol {req['protocol']}, "
-                                                     f"endpoint speaks {protocol.PROTOCOL_VERSION}")
-        self.greeted = True
+    def facts(self) -> dict[str, Any]:
+        """Facts of the RPC session (the remote CPU is not observable here)."""
         return {"protocol": protocol.PROTOCOL_VERSION, "agent": f"tvm_rpc/{agent_version()}",
                 "transport": "tvm_rpc", "rpc": self.where, "machine": None, "cpu": None, "cores": None,
                 "runtimes": {"tvm": tvm_runner.version(), "onnxruntime": None}, "providers": []}
@@ -106,7 +101,6 @@ class RpcEndpoint(agent_mod.Agent):
         if not extra.get("inputs"):
             raise agent_mod.RequestFailed("protocol", "measure over TVM RPC needs 'inputs'")
         settings = req.get("settings") or {}
-        cfg = {**timing.DEFAULTS, **{k: v for k, v in settings.items() if k in timing.DEFAULTS}}
         try:
             vm, device = self._remote_vm(path, settings)
         except agent_mod.RequestFailed:
@@ -119,50 +113,19 @@ class RpcEndpoint(agent_mod.Agent):
             got = tvm_runner.flatten(vm["main"](*args))
         except Exception as exc:
             raise agent_mod.RequestFailed("runtime", f"tvm failed to run the model on {self.where}: {exc}") from None
-        check = self._check(got, feeds, extra.get("reference"))
         try:
-            result = self._time(vm, device, args, cfg)
-        except Exception as exc:
-            raise agent_mod.RequestFailed("runtime", f"tvm failed while timing on {self.where}: {exc}") from None
-        if check is None:
-            result["warnings"].append("outputs were not checked against onnxruntime")
-            result["valid"] = False
-        return {**result, "backend": "tvm", "providers": [f"tvm_rpc:{self.where}"],
-                "output_check": check or "not requested", "drift_probe": "not available over TVM RPC"}
-
-    @staticmethod
-    def _check(got: list[np.ndarray], feeds: dict[str, np.ndarray], reference: str | None) -> dict[str, Any] | None:
-        if reference is None:
-            return None
-        from device_agents import ort_runner
-
-        want = ort_runner.open_session(reference, {"threads": 1}).run(None, feeds)
-        try:
-            err = tvm_runner.compare(got, [np.asarray(w) for w in want])
+            check, warnings = tvm_runner.check_outputs(got, feeds, extra.get("reference"), "onnxruntime (on the host)")
         except tvm_runner.OutputMismatch as exc:
             raise agent_mod.RequestFailed("runtime", f"tvm output check failed: {exc}") from None
-        return {"against": "onnxruntime (on the host)", "max_rel_err": err, "rtol": tvm_runner.RTOL}
-
-    @staticmethod
-    def _time(vm: Any, device: Any, args: list[Any], cfg: dict[str, Any]) -> dict[str, Any]:
-        """Warm up, then ``repeat`` calibrated rounds remotely; re-measure while CoV is too high."""
         started = time.perf_counter_ns()
-        vm.time_evaluator("main", device, number=1, repeat=1, min_repeat_ms=int(cfg["warmup_ms"]))(*args)
-        attempts = []
-        for _ in range(1 + int(cfg["max_remeasure"])):
-            bench = vm.time_evaluator("main", device, number=1, repeat=int(cfg["repeat"]),
-                                      min_repeat_ms=max(1, int(cfg["min_repeat_ms"])))(*args)
-            rounds = [float(t) * 1e3 for t in bench.results]
-            attempts.append({"rounds_ms": rounds, **timing.summarize(rounds)})
-            if attempts[-1]["cov"] <= cfg["cov_threshold"]:
-                break
-        best = min(attempts, key=lambda a: a["cov"])
-        warnings = []
-        if best["cov"] > cfg["cov_threshold"]:
-            warnings.append(f"CoV {best['cov']:.1%} above {cfg['cov_threshold']:.0%} after {len(attempts)} attempts")
-        return {**best, "number": None, "attempts": len(attempts), "reference_ms": [], "reference_baseline_ms": None,
-                "drift": False, "valid": not warnings, "warnings": warnings, "settings": cfg,
-                "phase_ms": {"measure": (time.perf_counter_ns() - started) / 1e6}}
+        try:  # no drift probe: the reference kernel cannot run over TVM RPC
+            result = timing.measure(TimeEvaluator(vm, device, args), settings, None)
+        except Exception as exc:
+            raise agent_mod.RequestFailed("runtime", f"tvm failed while timing on {self.where}: {exc}") from None
+        agent_mod.merge_warnings(result, {"warnings": warnings})
+        result["phase_ms"] = {"measure": (time.perf_counter_ns() - started) / 1e6}
+        return {**result, "backend": "tvm", "providers": [f"tvm_rpc:{self.where}"],
+                "output_check": check, "drift_probe": "not available over TVM RPC"}
 
 
 class TvmRpcTransport(Transport):
