@@ -87,7 +87,7 @@ def ensure_rules(registry: Registry, device: DeviceConfig, store: Store,
     def work(dev: DeviceConfig, client) -> FusionRules:
         facts = client.facts
         meta = {"device": dev.name, "backend": dev.backend, "runtime_version": (facts.get("runtimes") or {}).get(
-            dev.backend), "providers": list(dev.runtime.providers), "cpu": facts.get("cpu"),
+            dev.backend), "providers": list(dev.runtime.provider_names), "cpu": facts.get("cpu"),
             "agent": facts.get("agent")}
         return kernel_rules.learn(client, device_settings(dev), meta)
 
