@@ -1,7 +1,7 @@
 """The evaluation corpus of the any-ONNX latency predictor: build it, measure it.
 
     python -m bench.corpus build   [--per-family 28] [--seed 0] [--out DIR]
-    python -m bench.corpus measure [--device local] [--out DIR] [--pass first|again]
+    python -m bench.corpus measure [--device local] [--out DIR] [--pass first|again] [--limit N]
 
 ``build`` samples ``--per-family`` configurations of each family of
 :mod:`bench.corpus_models` (11 families: ResNet, VGG, MobileNetV1/V2/V3, ShuffleNetV2,
@@ -93,8 +93,9 @@ def load(out: Path) -> list[dict[str, Any]]:
     return [{**e, "path": out / e["file"]} for e in doc["models"]]
 
 
-def measure(out: Path, device_name: str, config: str, again: bool) -> int:
-    """Measure the corpus on a device (first pass, or once more); returns how many were measured."""
+def measure(out: Path, device_name: str, config: str, again: bool, limit: int | None = None) -> int:
+    """Measure the corpus on a device (first pass, or once more; at most ``limit`` models, a seeded
+    random subset); returns the exit code."""
     from hwnas import config as hw_config
     from hwnas import fleet
     from hwnas.measure import Item, measure_items
@@ -112,7 +113,7 @@ def measure(out: Path, device_name: str, config: str, again: bool) -> int:
             items.append(Item(path=e["path"], sha256=e["sha256"], signature=sig,
                               source=str(e["path"])))
     rng = np.random.default_rng(1 if again else 0)
-    items = [items[i] for i in rng.permutation(len(items))]  # families interleaved
+    items = [items[i] for i in rng.permutation(len(items))][:limit]  # families interleaved
     run = f"corpus-{'again' if again else 'first'}-{time.time():.0f}"
     started = time.time()
     with bar(len(items), f"{device.name} corpus", unit="model") as progress:
@@ -136,11 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--config", default="hardware.yaml")
     m.add_argument("--out", type=Path, default=DEFAULT_OUT)
     m.add_argument("--pass", dest="which", choices=["first", "again"], default="first")
+    m.add_argument("--limit", type=int, default=None, help="measure at most this many (a seeded random subset)")
     args = parser.parse_args(argv)
     if args.cmd == "build":
         build(args.out, args.per_family, args.seed)
         return 0
-    return measure(args.out, args.device, args.config, args.which == "again")
+    return measure(args.out, args.device, args.config, args.which == "again", args.limit)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 """Kernel-level latency predictors for any ONNX CNN (nn-Meter style), with safe JSON persistence.
 
-A model's latency is predicted as the device's fixed cost per inference call plus the
-sum of its kernels' predicted latencies; the kernels come from
+A model's latency is predicted as ``base_ms + scale * (sum of its kernels' predicted
+latencies) + out_ms_per_melem * (its output elements)``; the kernels come from
 :func:`cost_models.onnx_kernels.split` with the rules learned on the device. Each kernel
 type has a :class:`KernelRegressor`: gradient-boosted regression trees (scikit-learn) on
-log latency over the type's features plus log FLOPs. After fitting, the trees are kept as
+log latency over the type's features plus log FLOPs, trained on the kernel times the
+device's profiler reports for sampled kernels. ``scale`` and ``base_ms`` map a sum of
+profiled kernel times to the latency the measurement protocol reports (a call's fixed cost,
+and on a shared machine the share of wall time the process actually gets); they are fitted
+on the same kernel samples (:func:`fit_calibration`). After fitting, the trees are kept as
 plain arrays (:class:`TreeEnsemble`) and evaluated with numpy, so a saved predictor is
 JSON, loads without scikit-learn's pickles and predicts the same on any later version.
 
@@ -18,7 +22,7 @@ File format (one JSON object)::
      "manifest": {versions of hwnas/sklearn/numpy/python, device, backend, runtime_version,
                   providers, feature_schema {type: [names]}, training_sha256, n_train {type: n},
                   cv {type: {rmspe, ...}}, created_utc},
-     "rules": FusionRules.to_dict(), "base_ms": float,
+     "rules": FusionRules.to_dict(), "base_ms": float, "scale": float, "out_ms_per_melem": float,
      "regressors": {type: KernelRegressor.to_dict()},
      "sha256": hash of the canonical JSON of everything above}
 """
@@ -216,10 +220,12 @@ class KernelPredictor:
     """Whole-model latency = fixed call cost + sum of per-kernel predictions, for one device."""
 
     def __init__(self, rules: FusionRules, regressors: dict[str, KernelRegressor], base_ms: float,
-                 manifest: dict[str, Any]) -> None:
+                 manifest: dict[str, Any], scale: float = 1.0, out_ms_per_melem: float = 0.0) -> None:
         self.rules = rules
         self.regressors = regressors
         self.base_ms = float(base_ms)
+        self.scale = float(scale)
+        self.out_ms_per_melem = float(out_ms_per_melem)
         self.manifest = manifest
 
     def kernels(self, model: Any) -> list[Kernel]:
@@ -234,8 +240,8 @@ class KernelPredictor:
             return float(act.predict(features(probe)[None, :])[0])
         return FALLBACK_US_PER_ELEMENT * numel
 
-    def predict_kernels(self, kernels: Sequence[Kernel]) -> Prediction:
-        """Predict from a kernel list (batched per type)."""
+    def predict_kernels(self, kernels: Sequence[Kernel], outputs: int = 1000) -> Prediction:
+        """Predict from a kernel list (batched per type); ``outputs``: elements of the model's outputs."""
         us = np.zeros(len(kernels))
         rel = np.ones(len(kernels))
         by_type: dict[str, list[int]] = {}
@@ -253,27 +259,85 @@ class KernelPredictor:
             rel[idx] = math.expm1(reg.log_std_)
         rows = [{"kernel": k.name, "type": k.type, "op": k.op, "nodes": k.nodes, "predicted_us": float(u),
                  "std_us": float(u * r), "predicted": k.type in self.regressors} for k, u, r in zip(kernels, us, rel)]
-        total = self.base_ms + float(us.sum()) / 1000.0
+        total = self.base_ms + self.scale * float(us.sum()) / 1000.0 + self.out_ms_per_melem * outputs / 1e6
+        net = self.manifest.get("network_calibration")
+        if net:  # whole-network calibration replaces the sample one
+            total = (net["base_ms"] + net["scale"] * float(us.sum()) / 1000.0
+                     + net["per_mweight_ms"] * sum(weight_numel(k) for k in kernels) / 1e6
+                     + net["per_kernel_ms"] * len(kernels))
         # kernel errors of one type are correlated in a model: add their stds per type, combine types in quadrature
         per_type = [sum(float(us[i] * rel[i]) for i in idx) for idx in by_type.values()]
-        std = math.sqrt(sum(s * s for s in per_type)) / 1000.0
+        std = (net["scale"] if net else self.scale) * math.sqrt(sum(s * s for s in per_type)) / 1000.0
+        if net:
+            std = math.hypot(std, net["rmspe"] * total)
         return Prediction(total, std, self.base_ms, rows, sorted(set(unpredicted)), float(sum(k.flops for k in kernels)))
+
+    def set_network_calibration(self, calibration: dict[str, float]) -> None:
+        """Use a whole-network calibration (:func:`fit_network_calibration`) from now on."""
+        self.manifest["network_calibration"] = dict(calibration)
 
     def predict(self, model: Any) -> Prediction:
         """Predicted latency of one ONNX model."""
-        return self.predict_kernels(self.kernels(model))
+        return self.predict_kernels(self.kernels(model), output_numel(model))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document :func:`save` writes (without its checksum)."""
         return {"format": FORMAT, "version": VERSION, "manifest": self.manifest, "rules": self.rules.to_dict(),
-                "base_ms": self.base_ms, "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())}}
+                "base_ms": self.base_ms, "scale": self.scale, "out_ms_per_melem": self.out_ms_per_melem,
+                "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())}}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> "KernelPredictor":
         """The predictor :meth:`to_dict` described (ValueError on a malformed one)."""
         rules = FusionRules.from_dict(doc["rules"])
         regs = {t: KernelRegressor.from_dict(r) for t, r in doc["regressors"].items()}
-        return cls(rules, regs, float(doc["base_ms"]), dict(doc["manifest"]))
+        return cls(rules, regs, float(doc["base_ms"]), dict(doc["manifest"]), float(doc["scale"]),
+                   float(doc["out_ms_per_melem"]))
+
+
+def weight_numel(kernel: Kernel) -> float:
+    """Weights a kernel reads (convolutions and fully connected layers; 0 for the others)."""
+    f = kernel.features
+    if kernel.type == "conv":
+        return float(f["cin"] * f["cout"] * f["k"] ** 2)
+    if kernel.type == "dwconv":
+        return float(f["c"] * f["k"] ** 2)
+    if kernel.type == "gconv":
+        return float(f["cin"] // max(1, f["groups"]) * f["cout"] * f["k"] ** 2)
+    if kernel.type == "gemm":
+        return float(f["cin"] * f["cout"])
+    return 0.0
+
+
+def fit_network_calibration(raw_ms: Sequence[float], weights_m: Sequence[float], kernels: Sequence[float],
+                            measured_ms: Sequence[float]) -> dict[str, float]:
+    """``measured ≈ base_ms + scale·raw + per_mweight_ms·weights + per_kernel_ms·kernels`` on whole networks
+    (relative least squares, coefficients kept non-negative by dropping a negative term and refitting)."""
+    cols = {"scale": np.asarray(raw_ms, float), "per_mweight_ms": np.asarray(weights_m, float),
+            "per_kernel_ms": np.asarray(kernels, float), "base_ms": np.ones(len(raw_ms))}
+    y = np.asarray(measured_ms, float)
+    names = list(cols)
+    while True:
+        A = np.stack([cols[n] for n in names], axis=1) / y[:, None]
+        coef = np.linalg.lstsq(A, np.ones_like(y), rcond=None)[0]
+        if (coef >= 0).all() or len(names) == 1:
+            break
+        names.pop(int(np.argmin(coef)))
+    out = {n: 0.0 for n in cols}
+    out.update({n: float(max(c, 0.0)) for n, c in zip(names, coef)})
+    fitted = sum(out[n] * cols[n] for n in cols)
+    out["rmspe"] = float(np.sqrt(np.mean((fitted / y - 1) ** 2)))
+    out["n"] = int(len(y))
+    return out
+
+
+def output_numel(model: Any) -> int:
+    """Elements of a model's graph outputs (symbolic dimensions count as 1)."""
+    total = 0
+    for out in model.graph.output:
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in out.type.tensor_type.shape.dim]
+        total += int(np.prod(dims)) if dims else 1
+    return total
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:
@@ -297,16 +361,39 @@ def manifest(device: str, backend: str, rules: FusionRules, rows: dict[str, list
             **(extra or {})}
 
 
-def fit(rules: FusionRules, rows: dict[str, list[tuple[Any, Kernel, float]]], base_ms: float, device: str,
-        backend: str, seed: int = 0, extra: dict[str, Any] | None = None) -> KernelPredictor:
-    """Fit one regressor per kernel type with at least 5 rows."""
+def fit_calibration(profiled_ms: Sequence[float], output_numel: Sequence[float],
+                    measured_ms: Sequence[float]) -> dict[str, float]:
+    """``measured ≈ base_ms + scale * profiled + out_ms_per_melem * outputs``, least squares on relative
+    error, over kernel samples: ``profiled_ms`` the sum of a sample's profiled node times, ``output_numel``
+    the elements of its graph outputs (a call hands its outputs back as fresh arrays: a cost that grows
+    with their size and that a network, whose kernels write into the runtime's reused buffers, pays only
+    for its own outputs), ``measured_ms`` its measured latency."""
+    x = np.asarray(profiled_ms, dtype=np.float64)
+    o = np.asarray(output_numel, dtype=np.float64) / 1e6
+    y = np.asarray(measured_ms, dtype=np.float64)
+    if len(x) < 4:
+        return {"scale": 1.0, "base_ms": float(np.min(y)) if len(y) else 0.0, "out_ms_per_melem": 0.0,
+                "rmspe": float("nan"), "n": int(len(x))}
+    A = np.stack([x, o, np.ones_like(x)], axis=1) / y[:, None]
+    scale, per_melem, base = (max(float(v), 0.0) for v in np.linalg.lstsq(A, np.ones_like(y), rcond=None)[0])
+    scale = max(scale, 1e-3)
+    fitted = scale * x + per_melem * o + base
+    return {"scale": scale, "base_ms": base, "out_ms_per_melem": per_melem,
+            "rmspe": float(np.sqrt(np.mean((fitted / y - 1) ** 2))), "n": int(len(x))}
+
+
+def fit(rules: FusionRules, rows: dict[str, list[tuple[Any, Kernel, float]]], calibration: dict[str, float],
+        device: str, backend: str, seed: int = 0, extra: dict[str, Any] | None = None) -> KernelPredictor:
+    """Fit one regressor per kernel type with at least 5 rows; ``calibration`` from :func:`fit_calibration`."""
     regs = {}
     for kind, rs in sorted(rows.items()):
         if len(rs) < 5:
             continue
         X = np.stack([features(k) for _cfg, k, _y in rs])
         regs[kind] = KernelRegressor(seed=seed).fit(X, np.array([y for *_r, y in rs]))
-    return KernelPredictor(rules, regs, base_ms, manifest(device, backend, rules, rows, regs, extra))
+    info = manifest(device, backend, rules, rows, regs, {"calibration": calibration, **(extra or {})})
+    return KernelPredictor(rules, regs, calibration["base_ms"], info, calibration["scale"],
+                           calibration["out_ms_per_melem"])
 
 
 def save(predictor: KernelPredictor, path: str | Path) -> Path:

@@ -15,9 +15,10 @@ The steps of ``hwnas costmodel fit --device NAME --onnx-kernels``, each resumabl
    error, in the types whose error is worst, until a round no longer improves the
    error by :data:`MIN_GAIN` (or ``rounds`` are done).
 
-Training target of a kernel: the measured latency of its model, less the empty model's
-latency and less the layout reorders the device's profiler reports around it; the
-reorders themselves are learned from those profiles.
+Training target of a kernel: the time the device's profiler reports for it in its sample
+(layout reorders apart: they are a kernel type of their own, learned from the same
+profiles). Sample measurements (and the empty model's) calibrate a sum of profiled
+kernel times to the measured latency.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from lut.table import BASELINE
 SPACE = "kernels"
 """The store ``space`` of kernel samples."""
 MIN_GAIN = 0.02
+CALIBRATION_NETS = 60
 SESSIONS = 2
 """Sessions per kernel sample (many samples average each other's noise; networks use the device's default)."""
 
@@ -113,9 +115,15 @@ def kernel_needs(configs: list[dict[str, Any]], workspace: Path) -> list[sweep.N
 def measure(registry: Registry, device: DeviceConfig, store: Store, configs: list[dict[str, Any]],
             quiet: bool = False, seed: int = 0) -> tuple[int, float]:
     """Measure what the store lacks of ``configs`` on the device; returns (measured, device seconds)."""
+    return _measure_needs(registry, device, store, kernel_needs(configs, registry.workspace), quiet, seed,
+                          sessions=SESSIONS)
+
+
+def _measure_needs(registry: Registry, device: DeviceConfig, store: Store, needs: list[sweep.Need],
+                   quiet: bool, seed: int, sessions: int | None = None) -> tuple[int, float]:
     started = time.monotonic()
-    reports = sweep.run(registry, [device], store, kernel_needs(configs, registry.workspace), uuid.uuid4().hex,
-                        "kernels", SPACE, sessions=SESSIONS, per_node=True, quiet=quiet, seed=seed)
+    reports = sweep.run(registry, [device], store, needs, uuid.uuid4().hex, "kernels", SPACE,
+                        sessions=sessions, per_node=True, quiet=quiet, seed=seed)
     report = reports[0]
     if report.error:
         raise DeviceFailure(f"device {device.name}: {report.error}")
@@ -131,36 +139,43 @@ def initial_configs(seed: int, scale: float = 1.0) -> list[dict[str, Any]]:
     return configs
 
 
-def training_rows(store: Store, device: DeviceConfig, rules: FusionRules) -> tuple[dict[str, list], float]:
-    """Per kernel type, (config, kernel, target µs) rows from the stored samples; and the empty model's ms.
+def training_rows(store: Store, device: DeviceConfig, rules: FusionRules
+                  ) -> tuple[dict[str, list], dict[str, float]]:
+    """Per kernel type, (config, kernel, profiled µs) rows from the stored samples, and the calibration
+    from profiled to measured latency (:func:`cost_models.kernel_model.fit_calibration`).
 
-    Reorder rows come from the profiled ReorderInput/ReorderOutput nodes of every sample."""
-    baseline = store.latest(device.name, device.backend, parse(BASELINE).key())
-    if baseline is None:
-        raise BadInput(f"device {device.name!r} has no measured empty model; run the sampling step first")
-    base_ms = baseline.latency_ms
+    A sample's kernel time is what the device's profiler reports for its nodes other than layout
+    reorders; reorder rows come from the profiled ReorderInput/ReorderOutput nodes of every sample."""
     rows: dict[str, list] = {}
-    for m in store.select(device.name, device.backend, item="kernel", space=SPACE):
-        cfg = kernel_sampling.parse_signature(m.signature)
-        kernels = split(kernel_sampling.model(cfg), rules, image_input=False)
-        main = [k for k in kernels if k.type != "reorder"]
-        if len(main) != 1 or m.id is None:
+    profiled, outputs, measured = [], [], []
+    for m in store.select(device.name, device.backend, space=SPACE):
+        if m.id is None:
             continue
         nodes = store.node_profile(m.id)
-        reorder_us = 0.0
+        if not nodes or any(n.get("input_shapes") is None for n in nodes):
+            continue
+        cfg = kernel_sampling.parse_signature(m.signature) if m.item == "kernel" else None
+        model = kernel_sampling.model(cfg) if cfg else None
+        profiled.append(sum(float(n["dur_us"]) for n in nodes) / 1000.0)
+        outputs.append(kernel_model.output_numel(model) if model is not None else 1)
+        measured.append(m.latency_ms)
+        if model is None:
+            continue
+        main = [k for k in split(model, rules, image_input=False) if k.type != "reorder"]
+        if len(main) != 1:
+            continue
         for node in nodes:
-            if node["op_type"] in kernel_rules.REORDERS and node.get("input_shapes"):
+            if node["op_type"] in kernel_rules.REORDERS and node["input_shapes"]:
                 shape = node["input_shapes"][0]
-                numel = int(np.prod(shape)) if shape else 0
-                reorder = kernel_model.reorder_kernel(numel, shape[1] if len(shape) > 1 else 1,
+                reorder = kernel_model.reorder_kernel(int(np.prod(shape)) if shape else 0,
+                                                     shape[1] if len(shape) > 1 else 1,
                                                      node["op_type"] == "ReorderInput")
-                rows.setdefault("reorder", []).append((cfg, reorder, float(node["dur_us"])))
-                reorder_us += float(node["dur_us"])
-        profiled_main = sum(float(n["dur_us"]) for n in nodes if n["op_type"] not in kernel_rules.REORDERS)
-        target = (m.latency_ms - base_ms) * 1000.0 - reorder_us
-        target = max(target, 0.5 * profiled_main, 0.1)
-        rows.setdefault(main[0].type, []).append((cfg, main[0], target))
-    return rows, base_ms
+                rows.setdefault("reorder", []).append((cfg, reorder, max(float(node["dur_us"]), 0.1)))
+        kernel_us = sum(float(n["dur_us"]) for n in nodes if n["op_type"] not in kernel_rules.REORDERS)
+        rows.setdefault(main[0].type, []).append((cfg, main[0], max(kernel_us, 0.1)))
+    if not measured:
+        raise BadInput(f"device {device.name!r} has no profiled kernel samples; run the sampling step first")
+    return rows, kernel_model.fit_calibration(profiled, outputs, measured)
 
 
 def _worst(predictor: kernel_model.KernelPredictor, rows: dict[str, list], top_types: int
@@ -196,8 +211,8 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
     measured, secs = measure(registry, device, store, configs, quiet, seed)
     report.measured += measured
     report.device_seconds += secs
-    rows, base_ms = training_rows(store, device, rules)
-    predictor = kernel_model.fit(rules, rows, base_ms, device.name, device.backend, seed)
+    rows, calibration = training_rows(store, device, rules)
+    predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend, seed)
     report.rounds.append({"round": 0, "samples": len(configs), "measured": measured, "device_s": secs,
                           "cv": {t: r.cv_ for t, r in predictor.regressors.items()}})
     log(f"round 0: mean validation RMSPE {mean_rmspe(predictor):.1%} over {len(predictor.regressors)} kernel types")
@@ -214,8 +229,8 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
         measured, secs = measure(registry, device, store, configs, quiet, seed + r)
         report.measured += measured
         report.device_seconds += secs
-        rows, base_ms = training_rows(store, device, rules)
-        predictor = kernel_model.fit(rules, rows, base_ms, device.name, device.backend, seed)
+        rows, calibration = training_rows(store, device, rules)
+        predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend, seed)
         after = mean_rmspe(predictor, kinds)
         report.rounds.append({"round": r, "types": kinds, "samples": len(more), "measured": measured, "device_s": secs,
                               "rmspe_before": before, "rmspe_after": after,
@@ -224,8 +239,57 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
         if not before - after > MIN_GAIN * before:
             log(f"round {r}: improved by less than {MIN_GAIN:.0%}; stopping")
             break
+    log(f"calibration: {CALIBRATION_NETS} networks of the {CALIBRATION_SPACE} search space")
+    measured, secs = _measure_needs(registry, device, store, calibration_needs(registry.workspace, CALIBRATION_NETS,
+                                                                               seed), quiet, seed)
+    report.measured += measured
+    report.device_seconds += secs
+    calibration = network_calibration(predictor, store, device, registry.workspace)
+    if calibration is not None:
+        predictor.set_network_calibration(calibration)
     predictor.manifest["build"] = {"rounds": len(report.rounds), "kernels_measured_total": sum(len(v) for v in rows.values()),
                                    "device_seconds_this_run": report.device_seconds}
     report.model_path = str(kernel_model.save(predictor, predictor_path(registry.workspace, device.name,
                                                                        device.backend)))
     return predictor, report
+
+
+CALIBRATION_SPACE = "mbv3"
+CALIBRATION_RESOLUTIONS = (128, 160, 192, 224)
+
+
+def calibration_needs(workspace: Path, num: int, seed: int) -> list[sweep.Need]:
+    """Whole networks of the Once-for-All MobileNetV3 space (hwnas's own search space, not any evaluation
+    model) whose measured latencies calibrate the sum of kernel predictions."""
+    from hwnas import spaces
+
+    space = spaces.get(CALIBRATION_SPACE)
+    archs = sweep.sample_archs(space, num, seed, CALIBRATION_RESOLUTIONS)
+    return sweep.network_needs(space, archs, workspace)
+
+
+def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, device: DeviceConfig,
+                        workspace: Path) -> dict[str, float] | None:
+    """Fit ``measured ≈ base + scale·Σ kernels + per_mweight·weights + per_kernel·kernels`` on the stored
+    calibration networks (None when fewer than 8 are stored). In a network each kernel reads its weights
+    cold, where a kernel sample measured alone finds them in cache: the weight term carries that."""
+    import onnx
+
+    from hwnas import spaces
+
+    space = spaces.get(CALIBRATION_SPACE)
+    raw, weights, counts, measured = [], [], [], []
+    folder = workspace / "onnx" / space.name / "networks"
+    for m in store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE):
+        path = folder / sweep._file_name(m.arch)
+        if not path.is_file():
+            continue
+        kernels = predictor.kernels(onnx.load(str(path)))
+        p = predictor.predict_kernels(kernels, kernel_model.output_numel(onnx.load(str(path))))
+        raw.append(sum(k["predicted_us"] for k in p.kernels) / 1000.0)
+        weights.append(sum(kernel_model.weight_numel(k) for k in kernels) / 1e6)
+        counts.append(len(kernels))
+        measured.append(m.latency_ms)
+    if len(measured) < 8:
+        return None
+    return kernel_model.fit_network_calibration(raw, weights, counts, measured)

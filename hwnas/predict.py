@@ -47,25 +47,28 @@ def load_predictor(registry: Registry, device_name: str, path: str | Path | None
     return predictor
 
 
-def read_cnn(path: str | Path, predictor: kernel_model.KernelPredictor) -> list[Kernel]:
-    """The kernels of an ONNX CNN file; BadInput names the file when it is malformed or not a CNN."""
+def read_cnn(path: str | Path, predictor: kernel_model.KernelPredictor) -> tuple[list[Kernel], int]:
+    """The kernels of an ONNX CNN file and its output elements; BadInput names the file when it is
+    malformed or not a CNN."""
     check_onnx(path)
     try:
         model = onnx.load(str(path))
         kernels = predictor.kernels(model)
+        outputs = kernel_model.output_numel(model)
     except GraphError as exc:
         raise BadInput(f"{path}: not an ONNX CNN hwnas can split into kernels ({exc})") from None
     except Exception as exc:  # a graph onnx accepted but whose attributes/shapes make no sense
         raise BadInput(f"{path}: cannot read the graph ({type(exc).__name__}: {exc})") from None
     if not any(k.type in CNN_KERNELS for k in kernels):
         raise BadInput(f"{path}: not a CNN (no convolution); hwnas predict covers convolutional networks")
-    return kernels
+    return kernels, outputs
 
 
-def predict_file(path: str, kernels: list[Kernel], predictor: kernel_model.KernelPredictor, device: str,
+def predict_file(path: str, model: tuple[list[Kernel], int], predictor: kernel_model.KernelPredictor, device: str,
                  per_kernel: bool = False) -> dict[str, Any]:
-    """The result object of one model; warns (stderr log) about ops without a kernel predictor."""
-    p = predictor.predict_kernels(kernels)
+    """The result object of one model (``model``: what :func:`read_cnn` returned); warns (stderr log)
+    about ops without a kernel predictor."""
+    p = predictor.predict_kernels(*model)
     for op in p.unpredicted:
         count = sum(1 for k in p.kernels if not k["predicted"] and (k["op"] or k["type"]) == op)
         log.warning("hwnas: warning: %s: no kernel predictor for op %r (%d kernel%s); estimated as one "
@@ -97,7 +100,7 @@ def evaluate(predictor: kernel_model.KernelPredictor, store: Any, device: Any,
         if m is None:
             raise BadInput(f"{path}: not measured on {device.name}; run `hwnas measure --device {device.name} "
                            f"--onnx {path}` first")
-        p = predictor.predict_kernels(read_cnn(path, predictor))
+        p = predictor.predict_kernels(*read_cnn(path, predictor))
         rows.append({"model": path, "measured_ms": m.latency_ms, "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
                      "session_spread": m.session_spread, "unpredicted_ops": p.unpredicted})
     if not rows:

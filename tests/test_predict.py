@@ -25,7 +25,7 @@ from hwnas.predict import predictor_path
 from hwnas.store import Store
 from tests.helpers import local_config
 
-TYPES = {"conv": 14, "dwconv": 10, "pool": 6, "globalpool": 6, "gemm": 6, "act": 6, "eltwise": 6, "concat": 6}
+TYPES = {"conv": 8, "dwconv": 6, "pool": 5, "globalpool": 4, "gemm": 4, "act": 5, "eltwise": 4, "concat": 4}
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,8 @@ def built(tmp_path_factory):
     for c in configs:  # keep the samples small: the test is about the machinery, not the figures
         c["h"] = min(c.get("h", 1), 14)
     kernel_fit.measure(reg, device, store, configs, quiet=True)
-    rows, base_ms = kernel_fit.training_rows(store, device, rules)
-    predictor = kernel_model.fit(rules, rows, base_ms, device.name, device.backend)
+    rows, calibration = kernel_fit.training_rows(store, device, rules)
+    predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend)
     path = kernel_model.save(predictor, predictor_path(reg.workspace, device.name, device.backend))
     store.close()
     return cfg, path, tmp
