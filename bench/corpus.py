@@ -57,10 +57,10 @@ def macs(family: str, cfg: dict[str, Any]) -> float:
 
 def build(out: Path, per_family: int, seed: int) -> list[dict[str, Any]]:
     """Sample, size and export the corpus; returns the entries written to ``out/corpus.json``."""
+    import torch
+
     from bench.corpus_models import FAMILIES, RESOLUTIONS, export, sample
     from lut.formats import write_text_atomic
-
-    import torch
 
     torch.set_num_threads(1)  # a shared 2-core machine: more threads only contend
     rng = np.random.default_rng(seed)

@@ -9,7 +9,8 @@ trained on models built here (bench/corpus.py builds the evaluation corpus from 
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch

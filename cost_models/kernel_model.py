@@ -32,13 +32,20 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from cost_models.onnx_kernels import FEATURES, FusionRules, Kernel, feature_vector, split
+from cost_models.onnx_kernels import (
+    FEATURES,
+    FusionRules,
+    Kernel,
+    feature_vector,
+    split,
+)
 from cost_models.persistence import versions
 from lut.formats import write_text_atomic
 
@@ -77,7 +84,7 @@ class TreeEnsemble:
                        for k, v in t.items()} for t in trees]
 
     @classmethod
-    def from_sklearn(cls, gbr: Any) -> "TreeEnsemble":
+    def from_sklearn(cls, gbr: Any) -> TreeEnsemble:
         """The trees of a fitted ``GradientBoostingRegressor`` (squared-error loss)."""
         trees = []
         for est in gbr.estimators_[:, 0]:
@@ -109,7 +116,7 @@ class TreeEnsemble:
         return {"init": self.init, "rate": self.rate, "trees": [{k: v.tolist() for k, v in t.items()} for t in self.trees]}
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "TreeEnsemble":
+    def from_dict(cls, doc: Any) -> TreeEnsemble:
         """The ensemble :meth:`to_dict` wrote; ValueError on a malformed one."""
         if not isinstance(doc, dict) or not {"init", "rate", "trees"} <= set(doc):
             raise ValueError("a tree ensemble needs init, rate and trees")
@@ -143,7 +150,7 @@ class KernelRegressor:
         return GradientBoostingRegressor(n_estimators=self.n_estimators, learning_rate=self.learning_rate,
                                          max_depth=self.max_depth, subsample=0.8, random_state=self.seed)
 
-    def fit(self, X: np.ndarray, y_us: np.ndarray) -> "KernelRegressor":
+    def fit(self, X: np.ndarray, y_us: np.ndarray) -> KernelRegressor:
         """Fit on ``X`` (n, features) and latencies ``y_us`` (µs, > 0)."""
         X, y = np.asarray(X, dtype=np.float64), np.log(np.maximum(np.asarray(y_us, dtype=np.float64), 1e-3))
         self.oof_ = cross_val_log(X, y, self._gbr, self.seed)
@@ -170,7 +177,7 @@ class KernelRegressor:
                 "ensemble": self.ensemble_.to_dict()}
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "KernelRegressor":
+    def from_dict(cls, doc: Any) -> KernelRegressor:
         """The regressor :meth:`to_dict` wrote; ValueError on a malformed one."""
         if not isinstance(doc, dict) or not {"params", "n_features", "log_std", "cv", "ensemble"} <= set(doc):
             raise ValueError("a kernel regressor needs params, n_features, log_std, cv and ensemble")
@@ -201,7 +208,7 @@ def rel_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
     err = (np.asarray(pred) - np.asarray(true)) / np.asarray(true)
     return {"rmspe": float(np.sqrt(np.mean(err ** 2))) if len(err) else float("nan"),
             "within_5": float(np.mean(np.abs(err) <= 0.05)) if len(err) else float("nan"),
-            "within_10": float(np.mean(np.abs(err) <= 0.10)) if len(err) else float("nan"), "n": int(len(err))}
+            "within_10": float(np.mean(np.abs(err) <= 0.10)) if len(err) else float("nan"), "n": len(err)}
 
 
 @dataclasses.dataclass
@@ -287,7 +294,7 @@ class KernelPredictor:
                 "regressors": {t: r.to_dict() for t, r in sorted(self.regressors.items())}}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "KernelPredictor":
+    def from_dict(cls, doc: dict[str, Any]) -> KernelPredictor:
         """The predictor :meth:`to_dict` described (ValueError on a malformed one)."""
         rules = FusionRules.from_dict(doc["rules"])
         regs = {t: KernelRegressor.from_dict(r) for t, r in doc["regressors"].items()}
@@ -327,7 +334,7 @@ def fit_network_calibration(raw_ms: Sequence[float], weights_m: Sequence[float],
     out.update({n: float(max(c, 0.0)) for n, c in zip(names, coef)})
     fitted = sum(out[n] * cols[n] for n in cols)
     out["rmspe"] = float(np.sqrt(np.mean((fitted / y - 1) ** 2)))
-    out["n"] = int(len(y))
+    out["n"] = len(y)
     return out
 
 
@@ -373,13 +380,13 @@ def fit_calibration(profiled_ms: Sequence[float], output_numel: Sequence[float],
     y = np.asarray(measured_ms, dtype=np.float64)
     if len(x) < 4:
         return {"scale": 1.0, "base_ms": float(np.min(y)) if len(y) else 0.0, "out_ms_per_melem": 0.0,
-                "rmspe": float("nan"), "n": int(len(x))}
+                "rmspe": float("nan"), "n": len(x)}
     A = np.stack([x, o, np.ones_like(x)], axis=1) / y[:, None]
     scale, per_melem, base = (max(float(v), 0.0) for v in np.linalg.lstsq(A, np.ones_like(y), rcond=None)[0])
     scale = max(scale, 1e-3)
     fitted = scale * x + per_melem * o + base
     return {"scale": scale, "base_ms": base, "out_ms_per_melem": per_melem,
-            "rmspe": float(np.sqrt(np.mean((fitted / y - 1) ** 2))), "n": int(len(x))}
+            "rmspe": float(np.sqrt(np.mean((fitted / y - 1) ** 2))), "n": len(x)}
 
 
 def fit(rules: FusionRules, rows: dict[str, list[tuple[Any, Kernel, float]]], calibration: dict[str, float],

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -113,7 +114,7 @@ class FusionRules:
         return {"rules_version": RULES_VERSION, **dataclasses.asdict(self)}
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "FusionRules":
+    def from_dict(cls, doc: Any) -> FusionRules:
         """The rules :meth:`to_dict` wrote; ValueError names what is wrong."""
         if not isinstance(doc, dict):
             raise ValueError("fusion rules must be a JSON object")
@@ -188,7 +189,7 @@ class _Graph:
         return [i for i in node.input if i and i not in self.constants]
 
 
-def _conv_kernel(g: _Graph, node: onnx.NodeProto, rules: "FusionRules") -> Kernel:
+def _conv_kernel(g: _Graph, node: onnx.NodeProto, rules: FusionRules) -> Kernel:
     a = _attrs(node)
     x, w = g.shape(node.input[0]), g.shape(node.input[1])
     out = g.shape(node.output[0])
@@ -210,7 +211,7 @@ def _conv_kernel(g: _Graph, node: onnx.NodeProto, rules: "FusionRules") -> Kerne
     return Kernel(kind, node.name or node.output[0], [node.name or node.output[0]], feats, flops, "Conv")
 
 
-def _blocked_conv(cin: int, cout: int, groups: int, rules: "FusionRules") -> bool:
+def _blocked_conv(cin: int, cout: int, groups: int, rules: FusionRules) -> bool:
     """Whether a conv runs in the blocked layout under the learned rules."""
     align = max(1, int(rules.align))
     if groups == 1:
@@ -242,7 +243,6 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
     block = int(rules.block)
     elided = set(ALWAYS_ELIDED) | set(rules.elided)
     kernels: list[Kernel] = []
-    kernel_of: dict[str, Kernel] = {}     # tensor name -> kernel producing it
     blocked: dict[str, bool] = {name: False for name in g.inputs}
     alias: dict[str, str] = {}            # an elided node's output -> its input
     taken: set[int] = set()
@@ -272,7 +272,6 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                               {"numel": _numel(shape), "c": shape[1] if len(shape) > 1 else 1,
                                "to_nchwc": int(want_blocked)}, 0.0, "Reorder"))
 
-    index = {id(n): i for i, n in enumerate(g.live)}
     for node in g.live:
         if id(node) in taken:
             continue
@@ -285,7 +284,6 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                 alias[out] = ins[0]
             continue
         in_blocked = bool(ins) and blocked.get(ins[0], False)
-        layout = "nchwc" if in_blocked else "plain"
         kernel: Kernel
         if op == "Conv" or (op == "BatchNormalization" and in_blocked and rules.bn_as_conv):
             if op == "Conv":
@@ -315,8 +313,9 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                     cur = nxt.output[0]
                     chain.append(cur)
                     continue
-                if nxt.op_type == "BatchNormalization" and "BatchNormalization" in absorbs and not kernel.features["act"]:
-                    pass
+                bn = nxt.op_type == "BatchNormalization" and "BatchNormalization" in absorbs
+                if bn and not kernel.features["act"]:
+                    pass  # folded into the conv's weights: no feature changes
                 elif (nxt.op_type in ("Add", "Sum") and "Add" in absorbs and "sum" in kernel.features
                       and not kernel.features["sum"] and not kernel.features["act"]
                       and len(g.data_inputs(nxt)) == 2
@@ -336,7 +335,6 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                 chain.append(cur)
             for t in chain:
                 blocked[t] = bool(kernel.features.get("nchwc"))
-                kernel_of[t] = kernel
             kernels.append(kernel)
             continue
         stays_blocked = in_blocked and op in rules.nchwc_ops and all(blocked.get(i, False) for i in ins)
@@ -381,7 +379,6 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                 alias[nxt.output[0]] = cur
                 cur = nxt.output[0]
             blocked[cur] = False
-            kernel_of[cur] = kernel
             kernels.append(kernel)
             continue
         elif op == "Sigmoid" and rules.swish and _is_swish(g, node) is not None:
@@ -437,9 +434,7 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
             kernel = Kernel("other", name, [name], {"numel": numel}, float(numel), op)
         for o in node.output:
             blocked[o] = bool(nb)
-            kernel_of[o] = kernel
         kernels.append(kernel)
-    del index
     for name in g.outputs:  # graph outputs leave in the plain layout
         need_layout(name, False, "output")
     return kernels

@@ -15,7 +15,8 @@ first layer); :func:`signature` is its store signature.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx

@@ -156,7 +156,8 @@ def test_splitter_matches_the_runtime_kernel_count(built):
     opts.profile_file_prefix = str(tmp / "prof")
     session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
     session.run(None, {"input": np.zeros((1, 3, 64, 64), np.float32)})
-    events = json.load(open(session.end_profiling()))
+    with open(session.end_profiling()) as trace:
+        events = json.load(trace)
     ran = [e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
     compute = [op for op in ran if not op.startswith("Reorder")]
     mine = [k for k in split(onnx.load(str(model_path)), predictor.rules) if k.type != "reorder"]
