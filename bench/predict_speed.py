@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([sys.executable, "-m", "hwnas.cli", "predict", "--device", args.device, "--onnx", str(path),
                             "--config", args.config, "--json"], check=True, capture_output=True)
             cli.append((time.perf_counter() - start) * 1e3)
-    convs = sum(1 for k in predictor.kernels(__import__("onnx").load(str(path))) if "conv" in k.type)
+        convs = sum(1 for k in read_cnn(path, predictor)[0] if "conv" in k.type)
     result = {"machine": where, "loadavg_after": os.getloadavg(), "model": "resnet50-shaped, 224x224",
               "conv_kernels": convs, "kernels": row["kernels"], "predicted_ms": row["latency_ms"],
               "predictor_load_ms": load_ms, "per_model_ms": {"median": float(np.median(times)),

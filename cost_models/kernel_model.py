@@ -82,6 +82,18 @@ class TreeEnsemble:
         self.rate = float(rate)
         self.trees = [{k: np.asarray(v, dtype=np.float64 if k in ("threshold", "value") else np.int64)
                        for k, v in t.items()} for t in trees]
+        # all trees padded into (trees, nodes) arrays, so prediction walks every tree at once
+        width = max((len(t["left"]) for t in self.trees), default=1)
+        self._left = np.full((len(self.trees), width), -1, dtype=np.int64)
+        self._right = np.full((len(self.trees), width), -1, dtype=np.int64)
+        self._feature = np.zeros((len(self.trees), width), dtype=np.int64)
+        self._threshold = np.zeros((len(self.trees), width))
+        self._value = np.zeros((len(self.trees), width))
+        for i, t in enumerate(self.trees):
+            n = len(t["left"])
+            self._left[i, :n], self._right[i, :n] = t["left"], t["right"]
+            self._feature[i, :n], self._threshold[i, :n], self._value[i, :n] = \
+                np.maximum(t["feature"], 0), t["threshold"], t["value"]
 
     @classmethod
     def from_sklearn(cls, gbr: Any) -> TreeEnsemble:
@@ -98,18 +110,17 @@ class TreeEnsemble:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions for the rows of ``X``."""
         X = np.asarray(X, dtype=np.float64)
-        out = np.full(len(X), self.init)
-        rows = np.arange(len(X))
-        for t in self.trees:
-            node = np.zeros(len(X), dtype=np.int64)
-            while True:
-                inner = t["left"][node] >= 0
-                if not inner.any():
-                    break
-                go_left = X[rows, np.maximum(t["feature"][node], 0)] <= t["threshold"][node]
-                node = np.where(inner, np.where(go_left, t["left"][node], t["right"][node]), node)
-            out += self.rate * t["value"][node]
-        return out
+        trees = np.arange(len(self.trees))[:, None]
+        node = np.zeros((len(self.trees), len(X)), dtype=np.int64)
+        samples = np.arange(len(X))[None, :]
+        while True:
+            left = self._left[trees, node]
+            inner = left >= 0
+            if not inner.any():
+                break
+            go_left = X[samples, self._feature[trees, node]] <= self._threshold[trees, node]
+            node = np.where(inner, np.where(go_left, left, self._right[trees, node]), node)
+        return self.init + self.rate * self._value[trees, node].sum(axis=0)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form."""

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference
+from onnx import shape_inference
 
 RULES_VERSION = 1
 """Bump when the meaning of a rules document changes."""
@@ -139,12 +139,36 @@ def _numel(shape: Iterable[int]) -> int:
     return int(np.prod(list(shape))) if shape is not None else 0
 
 
+SMALL_INITIALIZER = 64
+"""Initializers up to this many elements keep their values for shape inference (reshape targets, ...)."""
+
+
+def light(model: onnx.ModelProto, as_inputs: bool = False) -> onnx.ModelProto:
+    """A copy of ``model`` whose large initializers keep their type and shape but not their values:
+    shape inference and splitting need the shapes, not megabytes of weights. With ``as_inputs`` they
+    become typed graph inputs instead (a model the ONNX checker accepts)."""
+    out = onnx.ModelProto(ir_version=model.ir_version, producer_name=model.producer_name)
+    out.opset_import.extend(model.opset_import)
+    graph = model.graph
+    out.graph.name = graph.name
+    for field in ("node", "input", "output", "value_info"):
+        getattr(out.graph, field).extend(getattr(graph, field))
+    for t in graph.initializer:
+        if (int(np.prod(t.dims)) if t.dims else 1) <= SMALL_INITIALIZER:
+            out.graph.initializer.append(t)
+        elif as_inputs:
+            out.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+        else:
+            out.graph.initializer.append(onnx.TensorProto(name=t.name, data_type=t.data_type, dims=t.dims))
+    return out
+
+
 class _Graph:
     """Shapes, producers, consumers and constants of a shape-inferred graph."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         try:
-            model = shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+            model = shape_inference.infer_shapes(light(model), strict_mode=False, data_prop=True)
         except Exception as exc:  # onnx raises InferenceError and friends
             raise GraphError(f"shape inference failed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
         g = model.graph
@@ -155,7 +179,6 @@ class _Graph:
             if vi.type.tensor_type.HasField("shape"):
                 self.shapes[vi.name] = [d.dim_value if d.HasField("dim_value") else 1 for d in dims]
         self.constants = {t.name for t in g.initializer}
-        self.values = {t.name: numpy_helper.to_array(t) for t in g.initializer}
         for t in g.initializer:
             self.shapes[t.name] = list(t.dims)
         self.inputs = [i.name for i in g.input if i.name not in self.constants]
@@ -167,10 +190,6 @@ class _Graph:
             static_shape = node.op_type == "Shape" and ins and ins[0] in self.shapes
             if node.op_type == "Constant" or static_shape or (ins and all(i in self.constants for i in ins)):
                 self.constants.update(node.output)
-                if node.op_type == "Constant":
-                    value = _attrs(node).get("value")
-                    if value is not None:
-                        self.values[node.output[0]] = numpy_helper.to_array(value)
                 continue
             self.live.append(node)
         self.consumers: dict[str, list[onnx.NodeProto]] = {}

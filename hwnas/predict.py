@@ -14,7 +14,7 @@ from typing import Any
 import onnx
 
 from cost_models import kernel_model
-from cost_models.onnx_kernels import GraphError, Kernel
+from cost_models.onnx_kernels import GraphError, Kernel, light
 from hwnas.config import Registry
 from hwnas.errors import BadInput
 from hwnas.measure import check_onnx
@@ -47,12 +47,28 @@ def load_predictor(registry: Registry, device_name: str, path: str | Path | None
     return predictor
 
 
+def _load(path: str | Path) -> onnx.ModelProto:
+    """The model of an ONNX file, checked, with large weights left out (BadInput names the file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such model file")
+    try:
+        full = onnx.load(str(path), load_external_data=False)
+        onnx.checker.check_model(light(full, as_inputs=True))
+        model = light(full)
+    except Exception as exc:  # onnx raises DecodeError, ValidationError, ...: all mean a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(f"{path}: not a valid ONNX model ({first})") from None
+    if not model.graph.node:
+        raise BadInput(f"{path}: the ONNX graph has no nodes")
+    return model
+
+
 def read_cnn(path: str | Path, predictor: kernel_model.KernelPredictor) -> tuple[list[Kernel], int]:
     """The kernels of an ONNX CNN file and its output elements; BadInput names the file when it is
     malformed or not a CNN."""
-    check_onnx(path)
+    model = _load(path)
     try:
-        model = onnx.load(str(path))
         kernels = predictor.kernels(model)
         outputs = kernel_model.output_numel(model)
     except GraphError as exc:
