@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from hwnas.operators import conv_relu as conv_model
+from lut.atomic import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,11 +57,8 @@ def machine() -> dict[str, Any]:
 
 
 def write(name: str, data: dict[str, Any]) -> Path:
-    """Write ``bench/results/<name>.json``."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    return path
+    """Write ``bench/results/<name>.json`` (atomically)."""
+    return write_text_atomic(RESULTS / f"{name}.json", json.dumps(data, indent=2, default=str) + "\n")
 
 
 def throughput(fn, arg, repeats: int = 5) -> float:

@@ -44,7 +44,8 @@ import numpy as np
 from bench.common import RESULTS, hwnas, machine, write
 from cost_models.metrics import spearman_rho, summary
 from cost_models.network_model import cross_val_predict
-from hwnas import config, costmodel_api as api, fleet, spaces
+from hwnas import config, fleet, spaces
+from hwnas import costmodel_api as api
 from hwnas.cli.common import run_id
 from hwnas.measure import measure_items
 from hwnas.store import Store
@@ -83,15 +84,18 @@ def _remeasure(rows) -> dict[str, float]:
 def remeasure(reg, device, space, archs: list[str], resolution: int | None, sessions: int | None,
               interleave: int | None) -> int:
     """Measure the space's blocks and ``archs`` once more (a fresh run) in ``sessions`` sessions
-    each, interleaved over ``interleave`` items (``None``: all); returns the window used."""
+    each, interleaved over ``interleave`` items (``None``: all); returns the window used. Its
+    sessions are stored under one key per space, so a re-run after a crash continues the
+    interrupted window instead of starting over."""
     needs = block_needs(space, [resolution] if resolution else None, reg.workspace)
     needs += network_needs(space, archs, reg.workspace)
     items = [needs[i].to_item() for i in np.random.default_rng(SEED).permutation(len(needs))]
     window = interleave or len(items)
     device = device.model_copy(update={"measurement": device.measurement.model_copy(update={"interleave": window})})
     store = Store(reg.workspace)
+    key = f"bench.costmodel_accuracy:remeasure:{space.name}"
     [outcome] = fleet.run(reg, [device], lambda dev, client: measure_items(dev, client, store, items, run_id(),
-                                                                                 sessions=sessions))
+                                                                           sessions=sessions, session_key=key))
     if outcome.error:
         raise SystemExit(f"re-measuring failed: {outcome.error}")
     return window

@@ -13,6 +13,7 @@ strings for reference. Median of 5 repeats. Writes ``bench/results/costmodel_que
 from __future__ import annotations
 
 import os
+from functools import partial
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"
@@ -23,7 +24,8 @@ import numpy as np  # noqa: E402
 from bench.common import machine, pin_one_core, throughput, write  # noqa: E402
 from bench.lut_query_speed import mbv3_codes  # noqa: E402
 from cost_models.features import FeatureMap  # noqa: E402
-from hwnas import costmodel_api as api, spaces  # noqa: E402
+from hwnas import costmodel_api as api  # noqa: E402
+from hwnas import spaces  # noqa: E402
 from lut.table import BASELINE, LatencyTable  # noqa: E402
 
 TARGET = 200_000  # nasbench201, encoded input, one core (issue 6)
@@ -56,7 +58,7 @@ def main() -> None:
         data = (rng.integers(0, 5, (max(BATCHES), 6)).astype(np.int8) if name == "nasbench201"
                 else mbv3_codes(max(BATCHES), rng))
         rates = {str(b): throughput(cm.predict, data[:b]) for b in BATCHES}
-        with_std = {str(b): throughput(lambda x: cm.predict(x, return_std=True), data[:b]) for b in BATCHES}
+        with_std = {str(b): throughput(partial(cm.predict, return_std=True), data[:b]) for b in BATCHES}
         kwargs = {"resolutions": [224]} if name == "mbv3" else {}
         strings = spaces.get(name).sample(STRING_BATCH, rng, **kwargs)
         string_rate = throughput(cm.predict, strings, repeats=3)

@@ -54,7 +54,7 @@ def main() -> None:
         if name == "nasbench201":
             data = rng.integers(0, 5, (max(BATCHES), 6)).astype(np.int8)
 
-            def fn(ops):
+            def fn(ops, predictor=predictor):
                 return predictor.predict(nasbench201.lut_codes(ops))
         else:
             data, fn = mbv3_codes(max(BATCHES), rng), predictor.predict

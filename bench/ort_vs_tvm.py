@@ -28,6 +28,7 @@ from hwnas.measure import measure_items, model_item
 from hwnas.session import agent_session
 from hwnas.store import Store
 from lut import builders
+from lut.atomic import write_text_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ort_vs_tvm.json"
 MEASUREMENT = "{warmup_ms: 20, repeat: 5, min_repeat_ms: 10, sessions: 3, timeout_s: 600}"
@@ -108,7 +109,7 @@ def main() -> None:
                     "wall_s": time.monotonic() - started},
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1))
+    write_text_atomic(RESULTS, json.dumps(report, indent=1))
 
     def cell(r: dict | None) -> str:
         return "" if not r else f"{r['latency_ms']:.3f} ±{r['session_spread']:.0%}" + ("" if r["valid"] else " (!)")

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cost_models.metrics import kendall_tau, spearman_rho, summary  # noqa: E402
 from cost_models.transfer import TransferRegressor, arch_features, read_prior  # noqa: E402
+from lut.atomic import write_text_atomic  # noqa: E402
 from lut.nasbench201 import encode  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/nasbench201_latency/latency_ms.csv"
@@ -182,7 +183,7 @@ def main() -> None:
         raise SystemExit(f"data not found: {DATA}")
     res = run(args.draws, args.seed)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "transfer.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_text_atomic(RESULTS / "transfer.json", json.dumps(res, indent=2) + "\n")
     print(markdown(res))
     print(f"\n{args.draws} draws per (device, k), seed {args.seed}, {res['config']['elapsed_s']}s; "
           f"wrote {RESULTS / 'transfer.json'}")

@@ -25,7 +25,8 @@ from __future__ import annotations
 import collections
 import os
 import tempfile
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -131,7 +132,7 @@ class KernelTable:
                 "counts": self.counts.astype(np.int64).tolist()}
 
     @classmethod
-    def from_dict(cls, doc: Any) -> "KernelTable":
+    def from_dict(cls, doc: Any) -> KernelTable:
         """The table :meth:`to_dict` described; ValueError names what is malformed."""
         if not isinstance(doc, dict) or not {"columns", "radices", "meta", "counts"} <= set(doc):
             raise ValueError("a kernel table needs columns, radices, meta and counts")

@@ -23,7 +23,8 @@ kept), so :func:`to_dict`/:func:`from_dict` round-trip a model exactly through J
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -58,7 +59,7 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
 
     # -- fitting -------------------------------------------------------------------------------------------------
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "NetworkCostModel":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> NetworkCostModel:
         """Fit on features ``X`` (n, F) — column 0 the LUT sum — and measured latencies ``y`` (n,) in ms."""
         X, y = self._check_xy(X, y)
         names = list(self.feature_names) if self.feature_names is not None else [f"x{i}" for i in range(X.shape[1])]
@@ -179,7 +180,7 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
         return {"class": type(self).__name__, "params": params, "learned": learned}
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> "NetworkCostModel":
+    def from_dict(cls, doc: dict[str, Any]) -> NetworkCostModel:
         """The model :meth:`to_dict` described; ValueError names a missing or malformed field."""
         if not isinstance(doc, dict) or doc.get("class") != cls.__name__:
             raise ValueError(f"not a {cls.__name__} description")

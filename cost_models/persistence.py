@@ -23,16 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from cost_models.kernels import KernelTable
 from cost_models.network_model import NetworkCostModel
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 from lut.table import Entry, LatencyTable
 
 FORMAT = "hwnas-costmodel"
@@ -108,12 +109,19 @@ def _table(path: Path, doc: Any) -> LatencyTable:
 
 def load(path: str | Path) -> tuple[NetworkCostModel, LatencyTable, KernelTable | None, dict[str, Any]]:
     """Read a file written by :func:`save`: (model, its LUT, its kernel table or None, manifest).
-    ModelFileError on any problem."""
+    ModelFileError on any problem, a hostile file's nesting included."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot read the cost model ({exc.strerror or exc})") from None
+    try:
+        return _parse(path, data)
+    except RecursionError:  # json and the section readers recurse: deep nesting is not a cost model
+        raise ModelFileError(f"{path}: JSON nested too deeply to be an hwnas cost model") from None
+
+
+def _parse(path: Path, data: bytes) -> tuple[NetworkCostModel, LatencyTable, KernelTable | None, dict[str, Any]]:
     try:
         body = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -34,14 +34,15 @@ import functools
 import logging
 import math
 import os
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from lut.atomic import atomic_open
 from lut.nasbench201 import EDGES, OPS, all_archs, encode, is_degenerate, parse_arch
 
 log = logging.getLogger("hwnas")
@@ -128,7 +129,7 @@ class TransferRegressor(BaseEstimator):
         self.source_scale = source_scale
         self.mean_scale = mean_scale
 
-    def fit(self, X: Any, y: Sequence[float], prior_X: Any, prior_Y: Any) -> "TransferRegressor":
+    def fit(self, X: Any, y: Sequence[float], prior_X: Any, prior_Y: Any) -> TransferRegressor:
         """Fit on ``k`` target measurements ``(X, y)`` with source latencies ``prior_Y`` as prior.
 
         ``X`` and ``prior_X`` are architectures (strings, op tuples or op codes);
@@ -319,20 +320,11 @@ def read_archs(path: str | os.PathLike) -> tuple[list[str], list[tuple[str, ...]
 
 
 def write_predictions(path: str | os.PathLike, archs: Sequence[str], latency_ms: Sequence[float]) -> None:
-    """Write ``arch,latency_ms`` atomically (a temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["arch", "latency_ms"])
-            writer.writerows([a, f"{v:.6g}"] for a, v in zip(archs, latency_ms))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``arch,latency_ms`` atomically; the folder must exist (an OSError names ``path``)."""
+    with atomic_open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["arch", "latency_ms"])
+        writer.writerows([a, f"{v:.6g}"] for a, v in zip(archs, latency_ms))
 
 
 def transfer_csv(prior_path: str | os.PathLike, target_path: str | os.PathLike,
@@ -352,7 +344,8 @@ def transfer_csv(prior_path: str | os.PathLike, target_path: str | os.PathLike,
     used = [devices[i] for i in model.sources_used_]
     skipped = [d for d in devices if d not in used]
     if skipped:
-        log.warning("%s: ignored device column(s) %s (too few measurements to fit a prior)", prior_path, ", ".join(skipped))
+        log.warning("%s: ignored device column(s) %s (too few measurements to fit a prior)",
+                    prior_path, ", ".join(skipped))
     if any(is_degenerate(a) for a in archs):
         log.warning("%s: degenerate architectures (no path from input to output) are predicted too, "
                     "but such cells compute nothing useful", archs_path)

@@ -11,8 +11,9 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from device_agents import agent_version, facts, protocol, runners, timing
 
@@ -107,9 +108,20 @@ class Agent:
             raise RequestFailed("protocol", "load.data_b64 is not valid base64") from None
         if hashlib.sha256(data).hexdigest() != req["sha256"]:
             raise RequestFailed("bad_model", "model bytes do not match their sha256")
-        partial = self.tmp / f"{req['sha256']}.part"
-        partial.write_bytes(data)
-        os.replace(partial, path)
+        # the agent is deployed alone (no lut.atomic): the same recipe, a pid-unique name (one agent
+        # process serves one request at a time; two agents on one device may load the same model)
+        partial = self.tmp / f"{req['sha256']}.{os.getpid()}.part"
+        try:
+            with open(partial, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except OSError as exc:  # e.g. a full disk: report it and keep serving, leave no partial file
+            raise RequestFailed("runtime", f"cannot cache the model in the agent's work dir: "
+                                           f"{exc.strerror or exc}") from None
+        finally:
+            partial.unlink(missing_ok=True)
         return {"sha256": req["sha256"], "cached": False, "bytes": len(data)}
 
     def _find_model(self, sha: str) -> tuple[Path, str]:
@@ -159,7 +171,8 @@ class Agent:
         except mismatch as exc:
             raise RequestFailed("runtime", f"{backend} output check failed: {exc}") from None
         except Exception as exc:  # the runtime rejected the model: report, keep serving
-            raise RequestFailed("bad_model", f"{backend} cannot load the model: {exc}") from None
+            detail = str(exc).replace(str(path), "<model>")  # the host names the user's file, not our cache
+            raise RequestFailed("bad_model", f"{backend} cannot load the model: {detail}") from None
         reference = self._reference(settings) if module.DRIFT_PROBE else None
         try:
             result = timing.measure(source, settings, reference)
@@ -218,6 +231,8 @@ class Agent:
             return protocol.error(rid, "protocol", str(exc)), True
         except RequestFailed as exc:
             return protocol.error(rid, exc.kind, str(exc)), True
+        except OSError as exc:  # the device's disk or files failed (full, read-only): a reply, not a crash
+            return protocol.error(rid, "runtime", f"the device's file system failed: {exc}"), True
 
 
 def serve(workdir: Path, stdin: BinaryIO, out: BinaryIO) -> None:

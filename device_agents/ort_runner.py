@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,12 +34,46 @@ def version() -> str | None:
     return ort.__version__
 
 
-def make_inputs(session: Any, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs for every graph input; symbolic dimensions become 1."""
+def _fixed(dim: Any) -> bool:
+    return isinstance(dim, int) and dim > 0
+
+
+def input_shapes(session: Any, given: dict[str, list[int]] | None = None) -> tuple[dict[str, list[int]], list[str]]:
+    """The shape every graph input is fed with, and a warning when dynamic dimensions were set to 1.
+
+    ``given`` (``settings.input_shapes``) fixes inputs by name; its rank must match the model's and
+    it may not contradict a fixed dimension (ValueError: the model cannot be run as asked).
+    Names the model does not have are ignored (one request may serve several models)."""
+    given = given or {}
+    shapes: dict[str, list[int]] = {}
+    defaulted: list[str] = []
+    for arg in session.get_inputs():
+        dims = list(arg.shape)
+        if arg.name in given:
+            want = [int(d) for d in given[arg.name]]
+            if len(want) != len(dims):
+                raise ValueError(f"input {arg.name!r} has {len(dims)} dimensions {dims}, "
+                                 f"the given shape {want} has {len(want)}")
+            for i, (dim, w) in enumerate(zip(dims, want)):
+                if _fixed(dim) and dim != w:
+                    raise ValueError(f"input {arg.name!r} dimension {i} is fixed at {dim} by the model, not {w}")
+            shapes[arg.name] = want
+        else:
+            shapes[arg.name] = [d if _fixed(d) else 1 for d in dims]
+            if not all(_fixed(d) for d in dims):
+                defaulted.append(f"{arg.name} {['?' if d is None else d for d in dims]}")
+    warnings = [f"dynamic input dimensions set to 1: {'; '.join(defaulted)} "
+                "(give the real shape with --input-shape NAME=D1,D2,...)"] if defaulted else []
+    return shapes, warnings
+
+
+def make_inputs(session: Any, seed: int = 0, given: dict[str, list[int]] | None = None) -> dict[str, np.ndarray]:
+    """Random inputs for every graph input, shaped by :func:`input_shapes` (dynamic dims 1 unless ``given``)."""
     rng = np.random.default_rng(seed)
+    shapes = input_shapes(session, given)[0]
     feeds = {}
     for arg in session.get_inputs():
-        shape = [d if isinstance(d, int) and d > 0 else 1 for d in arg.shape]
+        shape = shapes[arg.name]
         dtype = _NUMPY_TYPES.get(arg.type)
         if dtype is None:
             raise ValueError(f"input {arg.name!r} has unsupported type {arg.type}")
@@ -106,12 +141,16 @@ def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = 
 def runner(path: str, settings: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
     """A zero-argument callable running the model once, and facts about the session."""
     session = open_session(path, settings)
-    feeds = make_inputs(session, int(settings.get("seed", 0)))
+    shapes, warnings = input_shapes(session, settings.get("input_shapes"))
+    feeds = make_inputs(session, int(settings.get("seed", 0)), shapes)
 
     def run() -> Any:
         return session.run(None, feeds)
 
-    return run, {"providers": session.get_providers()}
+    facts: dict[str, Any] = {"providers": session.get_providers(), "input_shapes": shapes}
+    if warnings:
+        facts["warnings"] = warnings
+    return run, facts
 
 
 def _shapes(typed: Any) -> list[list[int]]:
@@ -162,7 +201,7 @@ def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:
     name, op type, provider, execution ``index`` (order of first run), input and output shapes."""
     with tempfile.TemporaryDirectory() as tmp:
         session = open_session(path, settings, profile_dir=tmp)
-        feeds = make_inputs(session, int(settings.get("seed", 0)))
+        feeds = make_inputs(session, int(settings.get("seed", 0)), settings.get("input_shapes"))
         for _ in range(runs + 1):
             session.run(None, feeds)
         trace_path = session.end_profiling()

@@ -28,6 +28,11 @@ Requests (fields beyond ``id``/``op``; ``?`` marks optional ones):
                                                        (the kernels the runtime ran, see ``validate_profile``)
     bye       -                                        {} then the agent exits
 
+``settings.input_shapes`` (``{input name: [dim, ...]}``, positive ints) fixes the
+shape of inputs with dynamic dimensions; without it a dynamic dimension is fed as 1
+and the result carries a warning (and ``valid: false``). Every ONNX result reports
+the ``input_shapes`` it was measured with.
+
 ``hello`` must come first: the agent refuses other requests before it, and a
 ``protocol`` mismatch is refused with a message naming both versions.
 Error types: ``protocol`` (malformed frame or fields), ``version`` (handshake
@@ -75,10 +80,30 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "probe_model": str,
     "check_outputs": bool,
     "seed": int,
+    "input_shapes": dict,
     "require_all_nodes": bool,   # onnxruntime: a node off the first provider makes the result invalid
     "tvm_device": str,           # tvm: the device the target runs on (cpu, opencl, vulkan, cuda, ...)
     "accelerator": dict,         # simulator: the accelerator configuration (see runners/simulator.py)
 }
+MAX_RANK = 16
+MAX_DIM = 1 << 24
+
+
+def check_input_shapes(value: Any, where: str = "settings.input_shapes") -> dict[str, list[int]]:
+    """Validate ``{input name: [dim, ...]}`` (non-empty names, 1..MAX_RANK positive dims); returns it.
+
+    Used by both ends: the host on the user's ``--input-shape``, the agent on every request."""
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{where} must be an object of input name -> list of dimensions")
+    for name, dims in value.items():
+        if not isinstance(name, str) or not name:
+            raise ProtocolError(f"{where}: input names must be non-empty strings")
+        if not isinstance(dims, list) or not 1 <= len(dims) <= MAX_RANK:
+            raise ProtocolError(f"{where}.{name} must be a list of 1 to {MAX_RANK} dimensions")
+        for dim in dims:
+            if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_DIM:
+                raise ProtocolError(f"{where}.{name}: dimensions must be integers from 1 to {MAX_DIM}, got {dim!r}")
+    return value
 
 
 class ProtocolError(ValueError):
@@ -142,6 +167,8 @@ def validate_request(message: dict[str, Any]) -> dict[str, Any]:
         if name not in SETTINGS:
             raise ProtocolError(f"{op}.settings: unknown key {name!r}")
         _check_type(f"{op}.settings.{name}", value, SETTINGS[name])
+        if name == "input_shapes":
+            check_input_shapes(value, f"{op}.settings.input_shapes")
     return message
 
 

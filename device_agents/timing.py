@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import numpy as np
 

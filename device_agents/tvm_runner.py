@@ -19,7 +19,8 @@ in the facts' ``warnings``.
 from __future__ import annotations
 
 import platform
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -62,7 +62,12 @@ class AgentClient:
         if self._process is None:
             raise AgentError(f"{self.name}: agent not started")
         rid = next(self._ids)
-        self._process.send(protocol.encode({"id": rid, "op": op, **fields}))
+        message = {"id": rid, "op": op, **fields}
+        try:  # validated on this end too: a request the agent would refuse is never sent
+            protocol.validate_request(message)
+        except protocol.ProtocolError as exc:
+            raise AgentError(f"{self.name}: {op} request not sent: {exc}", "protocol") from None
+        self._process.send(protocol.encode(message))
         deadline = time.monotonic() + (timeout or self.timeout_s)
         while True:
             line = self._process.recv(max(0.0, deadline - time.monotonic()))

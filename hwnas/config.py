@@ -4,6 +4,12 @@ Loading is ``yaml.safe_load``-only; ``${ENV_VAR}`` in any string is expanded (a
 missing variable is an error naming where it was used). Unknown keys are
 rejected, and so are secrets: there is no password field, and the error says to
 use a key file or ssh-agent instead.
+
+Hostile files are refused before any walk over them: the file is read bounded
+(:data:`MAX_BYTES`; ``/dev/zero`` has no size to check first), and YAML aliases
+may expand the document to at most :data:`MAX_NODES` nodes (a "billion laughs"
+alias bomb is a few hundred bytes) and may not refer to themselves. Device names
+are used as folder names, so they must be safe path components.
 """
 from __future__ import annotations
 
@@ -22,6 +28,12 @@ KINDS = ("x86_cpu", "arm_cpu", "mobile_gpu", "npu", "fpga_sim")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNION_TAGS = {"local", "ssh", "tvm_rpc", *backends.names()}
 _SECRET_KEYS = {"password", "passphrase", "secret", "token", "private_key"}
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+
+MAX_BYTES = 1 << 20
+"""Largest hardware.yaml read (1 MiB): a registry of thousands of devices fits; more is a mistake."""
+MAX_NODES = 100_000
+"""Most YAML nodes the document may expand to, counting every alias expansion."""
 
 
 class _Strict(BaseModel):
@@ -68,11 +80,11 @@ class TvmRpcTransportConfig(_Strict):
     key: str = Field(min_length=1)
 
 
-Transport = Annotated[Union[LocalTransportConfig, SshTransportConfig, TvmRpcTransportConfig],
+Transport = Annotated[LocalTransportConfig | SshTransportConfig | TvmRpcTransportConfig,
                       Field(discriminator="type")]
 
 
-Runtime = Annotated[Union[backends.configs()], Field(discriminator="backend")]
+Runtime = Annotated[Union[backends.configs()], Field(discriminator="backend")]  # noqa: UP007 - built at run time
 """``runtime:``: one schema per backend, each defined by its module in ``hwnas/backends/``."""
 
 
@@ -104,9 +116,10 @@ class DeviceConfig(_Strict):
 
     @field_validator("name")
     @classmethod
-    def _printable(cls, value: str) -> str:
-        if any(ord(c) < 32 or c == "/" for c in value):
-            raise ValueError("device names may not contain '/' or control characters")
+    def _safe_path_component(cls, value: str) -> str:
+        if not _SAFE_NAME.fullmatch(value):
+            raise ValueError(f"device name {value!r} must be letters, digits, '.', '_' or '-', not starting with "
+                             "'.' or '-' (it names folders on disk)")
         return value
 
     @property
@@ -119,10 +132,11 @@ class HardwareConfig(_Strict):
     """The whole of hardware.yaml."""
 
     workspace: str = ".hwnas"
+    store_lock_timeout_s: float = Field(30.0, gt=0)  # wait for another process's write lock on the store
     devices: list[DeviceConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "HardwareConfig":
+    def _unique_names(self) -> HardwareConfig:
         seen: set[str] = set()
         for device in self.devices:
             if device.name in seen:
@@ -231,6 +245,91 @@ def _reject_secrets(data: Any, root: yaml.Node, path: Path, loc: tuple[Any, ...]
             _reject_secrets(value, root, path, loc + (i,))
 
 
+def _read_bounded(path: Path) -> str:
+    """The file's text, read at most MAX_BYTES + 1 bytes (so /dev/zero or a huge file cannot exhaust memory)."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such file (pass --config PATH or create hardware.yaml)") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_BYTES:
+        raise BadInput(f"{path}: larger than {MAX_BYTES >> 20} MiB; a device registry is a short YAML file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def _check_expansion(root: yaml.Node, path: Path) -> None:
+    """BadInput if aliases expand the document past MAX_NODES nodes or refer to themselves.
+
+    Sizes are memoised per node object (an alias is the same object as its anchor), so this
+    costs one visit per distinct node however large the expansion would be.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if children_done:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_NODES:
+                raise BadInput(f"{path}:{node.start_mark.line + 1}: YAML aliases expand the file to more than "
+                               f"{MAX_NODES} nodes (an alias bomb?); write the entries out")
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise BadInput(f"{path}:{node.start_mark.line + 1}: a YAML alias refers to the node that contains it")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in reversed(children) if id(c) not in sizes)
+
+
+def _parse(text: str, path: Path) -> tuple[yaml.Node | None, Any]:
+    """Compose (positions), check alias expansion, then construct: one parse, safe loader only."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            return None, None
+        _check_expansion(root, path)
+        return root, loader.construct_document(root)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise BadInput(f"{path}{where}: not valid YAML ({problem})") from None
+    finally:
+        loader.dispose()
+
+
+def _check_unique_names(data: dict[str, Any], root: yaml.Node, path: Path) -> None:
+    """BadInput at the line of a device name already used by an earlier entry."""
+    devices = data.get("devices")
+    if not isinstance(devices, list):
+        return
+    seen: set[str] = set()
+    for i, entry in enumerate(devices):
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            loc = ("devices", i, "name")
+            raise BadInput(f"{path}:{_line_of(root, loc)}: {_dotted(loc)}: device name {name!r} is used twice")
+        seen.add(name)
+
+
 def _message(err: dict[str, Any]) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -243,24 +342,12 @@ def _message(err: dict[str, Any]) -> str:
 def load(path: str | Path) -> Registry:
     """Load and validate hardware.yaml; BadInput ("FILE:LINE: FIELD: problem") on any error."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadInput(f"{path}: no such file (pass --config PATH or create hardware.yaml)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{path}: cannot read it ({exc})") from None
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise BadInput(f"{path}{where}: not valid YAML ({problem})") from None
+    root, data = _parse(_read_bounded(path), path)
     if root is None or not isinstance(data, dict):
         raise BadInput(f"{path}:1: the file must be a mapping with a 'devices' list")
     _reject_secrets(data, root, path)
     data = _expand_env(data, root, (), path)
+    _check_unique_names(data, root, path)
     try:
         config = HardwareConfig.model_validate(data)
     except ValidationError as exc:

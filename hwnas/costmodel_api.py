@@ -27,22 +27,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from cost_models import kernels as kernel_counts, persistence
+from cost_models import kernels as kernel_counts
+from cost_models import persistence
 from cost_models.features import FeatureMap, layout_sha256
 from cost_models.network_model import NetworkCostModel
-from hwnas import config as hwconfig, lut_store, spaces
+from hwnas import config as hwconfig
+from hwnas import lut_store, spaces
 from hwnas.errors import BadInput
 from hwnas.progress import bar
 from hwnas.spaces import Space
 from hwnas.store import Store
 from lut import nasbench201 as nb201_codec
-from lut.formats import write_text_atomic
+from lut.atomic import write_text_atomic
 from lut.table import BASELINE, LatencyTable
 
 MIN_NETWORKS = 8

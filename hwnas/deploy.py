@@ -17,8 +17,8 @@ import posixpath
 import shlex
 import stat
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import paramiko
 
@@ -26,6 +26,7 @@ import device_agents
 
 MODEL_SUFFIX = {"onnx": ".onnx", "tvm": ".so"}  # the agent's model cache names (device_agents.agent)
 PID_PREFIX = "hwnas-agent-pid "
+NO_PYTHON = "hwnas-agent-no-python"  # the first stderr line instead of the pid when the interpreter is missing
 
 
 def command(argv: Iterable[str]) -> str:
@@ -55,12 +56,14 @@ def agent_dir(workdir: str) -> str:
 
 
 def agent_command(python: str, workdir: str, directory: str) -> str:
-    """The command that starts the deployed agent; its first stderr line carries the agent's pid.
+    """The command that starts the deployed agent; its first stderr line carries the agent's pid
+    (or :data:`NO_PYTHON` when ``python`` is not there: said, not guessed from a closed channel).
 
     Byte-code and runtime caches (onnxruntime keeps a database under ``$XDG_CACHE_HOME``)
     are pointed into the work dir: the agent writes nothing outside it."""
+    check = f"command -v {shlex.quote(python)} >/dev/null 2>&1 || {{ echo {NO_PYTHON} >&2; exit 127; }}; "
     pid_line = f"echo {PID_PREFIX.strip()} $$ >&2; exec "
-    return pid_line + command(["env", f"PYTHONPATH={directory}",
+    return check + pid_line + command(["env", f"PYTHONPATH={directory}",
                                f"PYTHONPYCACHEPREFIX={posixpath.join(workdir, 'pycache')}",
                                f"XDG_CACHE_HOME={posixpath.join(workdir, 'cache')}",
                                python, "-m", "device_agents", "--workdir", workdir])
@@ -72,7 +75,7 @@ def exists(sftp: paramiko.SFTPClient, path: str) -> bool:
         sftp.stat(path)
     except FileNotFoundError:
         return False
-    except IOError as exc:
+    except OSError as exc:
         if exc.errno == errno.ENOENT:
             return False
         raise
@@ -88,7 +91,7 @@ def makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
             continue
         try:
             sftp.mkdir(partial, 0o755)
-        except IOError:
+        except OSError:
             if not exists(sftp, partial):  # lost a race with another uploader: fine
                 raise
 
@@ -118,7 +121,7 @@ def ensure_agent(sftp: paramiko.SFTPClient, workdir: str) -> tuple[str, bool]:
         sftp.putfo(io.BytesIO(data), remote)
     try:
         sftp.rename(staging, target)
-    except IOError:
+    except OSError:
         if not exists(sftp, target):
             raise
         remove_tree(sftp, staging)  # another session deployed the same version first

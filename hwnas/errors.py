@@ -6,6 +6,11 @@ one place (:func:`hwnas.cli.main`).
 """
 from __future__ import annotations
 
+import errno
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""The ``OSError.errno`` values of a full disk (or quota): a device failure, exit 1."""
+
 
 class HwnasError(Exception):
     """Base of every error hwnas reports to a user as one sentence."""
@@ -23,6 +28,14 @@ class DeviceFailure(HwnasError):
     """A device, its agent or its runtime failed while doing valid work."""
 
     exit_code = 1
+
+
+class StoreLocked(DeviceFailure):
+    """Another process held the measurement store's write lock for longer than we wait."""
+
+
+class StoreFull(DeviceFailure):
+    """The disk under the workspace is full (or failed a write); nothing was half-written."""
 
 
 class AgentError(DeviceFailure):

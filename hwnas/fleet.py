@@ -18,12 +18,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from hwnas.agent_client import HELLO_TIMEOUT_S, AgentClient
 from hwnas.config import DeviceConfig, Registry
-from hwnas.errors import AgentProtocolError, AgentTimeout, DeviceFailure, DeviceUnreachable, HwnasError
+from hwnas.errors import (
+    NO_SPACE,
+    AgentProtocolError,
+    AgentTimeout,
+    DeviceFailure,
+    DeviceUnreachable,
+    HwnasError,
+    StoreFull,
+)
 from hwnas.store import Store
 from hwnas.transports import open_transport
 
@@ -128,6 +137,13 @@ class Worker:
                     self._discard(client)
                     log.error("hwnas: %s", exc)
                     return Outcome(name, error=exc)
+                except OSError as exc:
+                    if exc.errno not in NO_SPACE:
+                        raise
+                    self._discard(client)
+                    error = StoreFull(f"{name}: no space left on the device for {exc.filename or 'the workspace'}")
+                    log.error("hwnas: %s", error)
+                    return Outcome(name, error=error)
             return Outcome(name, error=DeviceFailure(f"{name}: interrupted"))
         finally:
             self._close()
@@ -169,7 +185,10 @@ def _join_all(threads: list[threading.Thread], on_interrupt: Callable[[], None])
 def run(registry: Registry, devices: list[DeviceConfig], work: Callable[[DeviceConfig, AgentClient], T],
         store: Store | None = None, policy: FaultPolicy | None = None) -> list[Outcome[T]]:
     """Run ``work(device, client)`` on every device concurrently, surviving faults; outcomes in device order."""
-    store = store or Store(registry.workspace)
+    names = [d.name for d in devices]
+    if len(set(names)) != len(names):  # callers deduplicate (hwnas.cli.common.devices); this is the guarantee
+        raise ValueError(f"a device is listed twice in {names}: never two agents on one device")
+    store = store or Store(registry.workspace, lock_timeout_s=registry.config.store_lock_timeout_s)
     stop = threading.Event()
     workers = [Worker(registry, d, store, policy or FaultPolicy(), stop) for d in devices]
     outcomes: list[Outcome[Any]] = [Outcome(device=d.name) for d in devices]
@@ -177,6 +196,9 @@ def run(registry: Registry, devices: list[DeviceConfig], work: Callable[[DeviceC
     def target(i: int) -> None:
         try:
             outcomes[i] = workers[i].run(work)
+        except HwnasError as exc:  # e.g. the store locked or full while a fault was being recorded
+            log.error("hwnas: %s", exc)
+            outcomes[i] = Outcome(devices[i].name, error=exc)
         except Exception as exc:  # a bug in work: keep it as this device's outcome, with the traceback logged
             log.exception("%s: unexpected error", devices[i].name)
             outcomes[i] = Outcome(devices[i].name, error=DeviceFailure(f"{devices[i].name}: {exc}"))

@@ -8,7 +8,7 @@ round times, ``count`` the number of timed rounds.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

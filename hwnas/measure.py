@@ -9,6 +9,14 @@ item's sessions average out, at the price of results being stored a window at a 
 An item's latency is the median of its session medians; the spread between
 sessions is stored as its uncertainty. Each window's items are stored as they finish.
 
+No session is lost to a crash: each session's result is stored as it arrives
+(``Store.add_session``, under a *session key*, the device, the provenance — backend,
+runtime and agent versions, measurement settings — and the model's sha256 and signature).
+A later call with the same session key takes those stored sessions first and measures
+only the ones missing; the combined result consumes them in the one transaction that
+stores it. Sweeps use :data:`SWEEP_SESSIONS` (any re-run of a sweep continues it);
+``hwnas measure`` uses its run id, so it measures again unless told to ``--resume``.
+
 Drift: the agent times a reference kernel — a small fixed conv in the device's
 runtime — around every session and compares it with the device's baseline: the
 median of the probes stored with this device's recent measurements (same agent
@@ -21,14 +29,15 @@ when it has any (all sessions stay in the stored stats and raw samples).
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import statistics
-import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from device_agents.timing import probe_name
+from device_agents.timing import probe_name, summarize
 from hwnas import backends
 from hwnas.agent_client import AgentClient, file_sha256
 from hwnas.config import DeviceConfig
@@ -36,6 +45,8 @@ from hwnas.errors import BadInput
 from hwnas.operators import conv_relu
 from hwnas.store import Measurement, Store
 
+SWEEP_SESSIONS = "sweep"
+"""The session key of every sweep (``profile``, ``costmodel refine``): a re-run uses what an interrupted one stored."""
 MIN_BASELINE_PROBES = 10
 PROBE_MODEL = (16, 16, 28, 0)
 """The drift probe: conv 3x3 16->16 on 28x28 (about 27 µs on a 2-core EPYC VM), weights seed 0."""
@@ -72,14 +83,53 @@ def check_onnx(path: str | Path) -> str:
     return file_sha256(path)
 
 
+def parse_input_shapes(specs: Iterable[str], items: Iterable[Item] = ()) -> dict[str, list[int]]:
+    """``["x=1,3,224,224", ...]`` (``--input-shape``) as ``{name: dims}``; BadInput names the bad spec.
+
+    Each name must be a graph input of at least one of ``items`` (when given)."""
+    from device_agents import protocol
+
+    shapes: dict[str, list[int]] = {}
+    for spec in specs:
+        name, sep, text = spec.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise BadInput(f"--input-shape {spec}: expected NAME=D1,D2,... (e.g. input=1,3,224,224)")
+        if name in shapes:
+            raise BadInput(f"--input-shape {spec}: input {name!r} is given twice")
+        try:
+            dims = [int(d) for d in text.split(",")]
+            protocol.check_input_shapes({name: dims})
+        except (ValueError, protocol.ProtocolError):
+            raise BadInput(f"--input-shape {spec}: the shape must be 1 to {protocol.MAX_RANK} integers from 1 to "
+                           f"{protocol.MAX_DIM}, separated by commas") from None
+        shapes[name] = dims
+    inputs = {name for item in items for name in _graph_inputs(item.path)}
+    for name in shapes:
+        if items and name not in inputs:
+            raise BadInput(f"--input-shape {name}=...: no model has an input named {name!r} "
+                           f"(inputs: {', '.join(sorted(inputs)) or 'none'})")
+    return dict(sorted(shapes.items()))
+
+
+def _graph_inputs(path: Path) -> list[str]:
+    """Names of a model's real inputs (graph inputs that are not initializers)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    return [arg.name for arg in graph.input if arg.name not in weights]
+
+
 def model_item(path: str | Path) -> Item:
     """An Item for a user's ONNX file (validated); its signature is its content hash."""
     sha = check_onnx(path)
     return Item(path=Path(path), sha256=sha, signature=f"onnx:{sha}", source=str(path))
 
 
-def device_settings(device: DeviceConfig) -> dict[str, Any]:
-    """The agent-side measurement settings a device entry asks for (the runtime's part from its backend)."""
+def device_settings(device: DeviceConfig, input_shapes: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """The agent-side measurement settings a device entry asks for (the runtime's part from its backend),
+    with the shapes given for dynamic input dimensions (``--input-shape``), if any."""
     m = device.measurement
     settings: dict[str, Any] = {
         "threads": 1,
@@ -90,6 +140,8 @@ def device_settings(device: DeviceConfig) -> dict[str, Any]:
     }
     if device.affinity:
         settings["affinity"] = list(device.affinity)
+    if input_shapes:
+        settings["input_shapes"] = input_shapes
     return settings
 
 
@@ -100,8 +152,7 @@ def drift_settings(store: Store, device: str, client: AgentClient) -> dict[str, 
     median as the baseline."""
     path = store.path.parent / "onnx" / "reference" / "probe.onnx"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conv_relu(path.with_name(f".probe-{uuid.uuid4().hex}.part"), *PROBE_MODEL).replace(path)
+        conv_relu(path, *PROBE_MODEL)  # written atomically
     sha = client.load(path, "onnx")
     has_ort = (client.facts.get("runtimes") or {}).get("onnxruntime") is not None
     kernel = probe_name(sha if has_ort else None)
@@ -134,6 +185,22 @@ def request_key(device: str, backend: str, item: Item, settings: dict[str, Any],
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def provenance_key(device: DeviceConfig, client: AgentClient, settings: dict[str, Any]) -> str:
+    """What a stored session must share with a new one to be combined with it: backend, runtime
+    and agent versions, and the measurement settings (threads, providers, affinity, rounds...)."""
+    facts = client.facts
+    text = json.dumps({"backend": device.backend, "runtime": (facts.get("runtimes") or {}).get(device.backend),
+                       "agent": facts.get("agent"), "settings": settings}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def check_sessions(sessions: int) -> int:
+    """``sessions`` if it is a usable session count; BadInput otherwise (0 is refused, not defaulted)."""
+    if isinstance(sessions, bool) or not isinstance(sessions, int) or sessions < 1:
+        raise BadInput(f"--sessions must be a whole number of at least 1, got {sessions}")
+    return sessions
+
+
 def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list[dict[str, Any]],
             key: str | None) -> Measurement:
     """Fold per-session agent results for one item into one stored Measurement."""
@@ -141,15 +208,11 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
     left_out = [r for r in results if r["drift"]] if len(used) < len(results) else []
     medians = [r["median_ms"] for r in used]
     latency = statistics.median(medians)
-    pooled = [t for r in used for t in r["rounds_ms"]]
-    mean = statistics.fmean(pooled)
-    std = statistics.stdev(pooled) if len(pooled) > 1 else 0.0
-    quantiles = statistics.quantiles(pooled, n=10) if len(pooled) > 1 else [pooled[0]] * 9
+    pooled = summarize([t for r in used for t in r["rounds_ms"]])  # the agent's own summary, one definition
     spread = (max(medians) - min(medians)) / latency if latency > 0 else 0.0
     warnings = sorted({w for r in used for w in r["warnings"]})
     stats = {
-        "mean_ms": mean, "std_ms": std, "p10_ms": quantiles[0], "p90_ms": quantiles[-1],
-        "cov": std / mean if mean else 0.0, "session_medians_ms": medians,
+        **{k: pooled[k] for k in ("mean_ms", "std_ms", "p10_ms", "p90_ms", "cov")}, "session_medians_ms": medians,
         "drifted_session_medians_ms": [r["median_ms"] for r in left_out],
         "round_cov": [r["cov"] for r in results], "numbers": [r["number"] for r in results],
         "attempts": [r["attempts"] for r in results], "drift": all(r["drift"] for r in used),
@@ -178,28 +241,36 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
                   run_id: str, sessions: int | None = None, seed: int = 0,
                   on_done: Callable[[Item, Measurement], None] | None = None,
                   per_node: bool = False,
-                  on_session: Callable[[int, int], None] | None = None) -> list[Measurement]:
+                  on_session: Callable[[int, int], None] | None = None,
+                  session_key: str | None = None,
+                  input_shapes: dict[str, list[int]] | None = None) -> list[Measurement]:
     """Measure items on a started agent, ``sessions`` interleaved sessions each; store each result.
 
     Items are taken ``device.measurement.interleave`` at a time; an item's sessions are
     spread over its window (see the module docstring).
 
     With ``per_node``, ONNX models also get ONNX Runtime's per-node times stored with the result.
+    ``input_shapes`` (:func:`parse_input_shapes`) fixes dynamic input dimensions (ONNX Runtime).
     ``on_done(item, measurement)`` follows each stored item; ``on_session(taken, planned)``
     each session, counting the sessions of the current window (drift retries extend the plan).
 
     Items already stored under this run's request key are skipped (a resumed run); the
-    returned list holds only what this call measured."""
-    sessions = sessions or device.measurement.sessions
+    returned list holds only what this call measured. Every session is stored as it arrives
+    under ``session_key`` (default: ``run_id``); sessions stored earlier under the same key (and
+    provenance) count towards an item's ``sessions``, so only the missing ones are measured."""
+    sessions = check_sessions(device.measurement.sessions if sessions is None else sessions)
     backend = backends.get(device.backend)
     backends.require_ready(device, client.facts)  # e.g. a missing execution provider: exit 1 before any work
-    settings = device_settings(device)
+    settings = device_settings(device, input_shapes)
+    session_key = session_key or run_id
+    provenance = provenance_key(device, client, settings)
     rng = random.Random(seed)
     items = list(items)
     keys = {item.signature: request_key(device.name, device.backend, item, settings, run_id) for item in items}
     # a run resumed after a fault skips what it already stored (same run_id, same request_key)
     items = [item for item in items if not store.count(request_key=keys[item.signature])]
     timed = {**settings, **drift_settings(store, device.name, client)}
+    stored = store.pending_sessions(session_key, device.name, device.backend, provenance)
     done: list[Measurement] = []
     window = device.measurement.interleave
     for start in range(0, len(items), window):
@@ -212,8 +283,10 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
             shas[item.signature] = client.load(path, fmt)
             fields[item.signature] = backend.measure_fields(client, item, fmt)
             formats[item.signature] = fmt
-        results: dict[str, list[dict[str, Any]]] = {item.signature: [] for item in batch}
-        pending = [item for _ in range(sessions) for item in batch]
+        earlier = {item.signature: stored.get((item.signature, item.sha256), []) for item in batch}
+        results = {sig: [result for _, result in found] for sig, found in earlier.items()}
+        session_ids = {sig: [sid for sid, _ in found] for sig, found in earlier.items()}
+        pending = [item for item in batch for _ in range(max(0, sessions - len(results[item.signature])))]
         taken, planned = 0, len(pending)
         for retry in range(1 + device.measurement.drift_retries):
             if retry:  # one more session for every item short of `sessions` sessions taken without drift
@@ -223,7 +296,13 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
             for order in _passes(pending, rng):
                 for item in order:
                     sig = item.signature
-                    results[sig].append(client.measure(shas[sig], timed, device.backend, **fields[sig]))
+                    try:
+                        result = client.measure(shas[sig], timed, device.backend, **fields[sig])
+                    except BadInput as exc:  # the device's runtime rejected it: name the user's file
+                        raise BadInput(f"{item.source or item.path}: {exc}") from None
+                    session_ids[sig].append(store.add_session(session_key, device.name, device.backend, provenance,
+                                                              item.sha256, sig, result))
+                    results[sig].append(result)
                     taken += 1
                     if on_session:
                         on_session(taken, planned)
@@ -231,7 +310,7 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
             measurement = combine(device, client, item, results[item.signature], keys[item.signature])
             nodes = (client.profile(shas[item.signature], settings)["nodes"]
                      if per_node and formats[item.signature] == "onnx" else None)
-            measurement.id = store.add(measurement, node_profile=nodes)
+            measurement.id = store.add(measurement, node_profile=nodes, consumes=session_ids[item.signature])
             done.append(measurement)
             if on_done:
                 on_done(item, measurement)

@@ -7,6 +7,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from lut.atomic import write_bytes_atomic
+
 # name -> (op, input NCHW or NC, attributes)
 DEFAULT_OPERATORS: dict[str, tuple[str, tuple[int, ...], dict]] = {
     "conv3x3-c32-56": ("Conv", (1, 32, 56, 56), {"cout": 32, "kernel": 3, "group": 1}),
@@ -51,10 +53,7 @@ def build(name: str, out_dir: Path, seed: int = 0) -> Path:
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_shape))], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="hwnas")
     onnx.checker.check_model(model)
-    path = out_dir / f"{name}.onnx"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
+    return write_bytes_atomic(out_dir / f"{name}.onnx", model.SerializeToString())
 
 
 def conv_relu(path: Path, cin: int, cout: int, size: int, seed: int = 0) -> Path:
@@ -65,5 +64,5 @@ def conv_relu(path: Path, cin: int, cout: int, size: int, seed: int = 0) -> Path
         [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["y"], ["z"])],
         "conv_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, size, size])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, cout, size, size])], [weight])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
-    return path
+    return write_bytes_atomic(path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                              .SerializeToString())

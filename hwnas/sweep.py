@@ -4,9 +4,10 @@ A sweep lists what a space needs as (signature, how to build it), drops what eac
 device already has in the store (``Store.signatures(device, backend)``), builds the
 missing ONNX models into the workspace cache ``<workspace>/onnx/<space>/`` (atomic
 writes, deterministic bytes: a cached file is reused as is) and measures them on all
-devices in parallel with :func:`hwnas.fleet.run`. Each result is stored as soon as
-its chunk of interleaved sessions is done, so an interrupted sweep re-run measures
-only what is missing and every signature ends up stored once.
+devices in parallel with :func:`hwnas.fleet.run`. Each session is stored as it arrives
+(session key :data:`hwnas.measure.SWEEP_SESSIONS`) and each result as soon as its window
+of interleaved sessions is done, so a re-run of an interrupted sweep measures only the
+sessions that are missing and every signature ends up stored once.
 
 Block items carry the signature key; network items the signature
 ``net:<space>:<arch>`` (with ``item='network'``, ``space`` and ``arch`` set). Every
@@ -16,9 +17,9 @@ one inference call's fixed cost (the LUT subtracts it from every block).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from hwnas import fleet
 from hwnas.agent_client import file_sha256
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput
-from hwnas.measure import Item, measure_items
+from hwnas.measure import SWEEP_SESSIONS, Item, measure_items
 from hwnas.progress import bar, window_sessions
 from hwnas.spaces import Space
 from hwnas.store import Store
@@ -145,7 +146,7 @@ def run(registry: Registry, devices: Sequence[DeviceConfig], store: Store, needs
         todo = [items[needs[i].signature] for i in order if needs[i].signature in mine]
         done = measure_items(device, client, store, todo, run_id, sessions=sessions, seed=seed, per_node=per_node,
                              on_done=lambda item, m: bars[device.name].update(1),
-                             on_session=window_sessions(bars[device.name]))
+                             on_session=window_sessions(bars[device.name]), session_key=SWEEP_SESSIONS)
         return [m.signature for m in done]
 
     active = [d for d in devices if pending[d.name]]

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -33,6 +32,7 @@ from typing import Any
 from device_agents.tvm_runner import canonical_arch, host_arch
 from hwnas.config import DeviceConfig
 from hwnas.errors import BadInput
+from lut.atomic import atomic_path, write_text_atomic
 
 log = logging.getLogger("hwnas")
 
@@ -183,7 +183,7 @@ def tune(device: DeviceConfig, mod: Any, target: Any, directory: Path) -> None:
     ms.relax_integration.tune_relax(mod, {}, target, str(directory), max_trials_global=trials,
                                     num_trials_per_iter=min(SMALL_BUDGET, trials), runner=runner,
                                     strategy=strategy, seed=0)
-    (directory / _TUNED_MARK).write_text(json.dumps({"trials": trials}))
+    write_text_atomic(directory / _TUNED_MARK, json.dumps({"trials": trials}))
 
 
 def _database_hash(directory: Path | None) -> str:
@@ -216,12 +216,8 @@ def compile_library(device: DeviceConfig, mod: Any, target: Any, tuning: Path | 
     except Exception as exc:
         raise BadInput(f"device {device.name}: TVM cannot compile the model for "
                        f"{canonical_target(target)} ({_first_line(exc)})") from None
-    partial = out.with_suffix(f".{os.getpid()}.{threading.get_ident()}.so")
-    try:
+    with atomic_path(out) as partial:
         executable.export_library(str(partial), fcompile=fcompile)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def artifact(device: DeviceConfig, item: Any, workspace: Path) -> tuple[Path, str]:

@@ -30,14 +30,14 @@ the block graphs a lookup table measured. Supported ops:
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from lut.atomic import write_bytes_atomic
 from lut.signature import Signature
 
 OPSET = 17
@@ -237,12 +237,7 @@ def block_model(sig: Signature) -> onnx.ModelProto:
 
 def save(model: onnx.ModelProto, path: str | Path) -> Path:
     """Write ``model`` to ``path`` atomically (a file that exists is complete)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(model.SerializeToString(deterministic=True))
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(path, model.SerializeToString(deterministic=True))
 
 
 def write_block(sig: Signature, path: str | Path) -> Path:

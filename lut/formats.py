@@ -14,12 +14,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lut.atomic import write_text_atomic
 from lut.table import Entry, LatencyTable, Overhead
 
 FORMAT = "hwnas-lut"
@@ -33,14 +33,6 @@ def _kind(path: Path) -> str:
     if suffix not in SUFFIXES:
         raise ValueError(f"{path}: unknown LUT format {suffix or '(no suffix)'!r}; use .json, .csv or .yaml")
     return "yaml" if suffix in (".yaml", ".yml") else suffix[1:]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` through a temporary file and a rename (a file that exists is complete)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _ofa_entries(table: LatencyTable) -> dict[str, dict[str, Any]]:

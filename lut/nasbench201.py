@@ -13,7 +13,7 @@ Pure functions, numpy only, no I/O.
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Sequence, Union
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -26,7 +26,7 @@ EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2
 """The size of the search space: 5^6 = 15,625."""
 
 Arch = tuple[str, ...]
-ArchLike = Union[str, Sequence[str]]
+ArchLike = str | Sequence[str]
 
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 

@@ -20,8 +20,9 @@ network latency (``a * sum + b``, or ``sum + b``).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ class LatencyTable:
     overheads: dict[str, Overhead] = field(default_factory=dict)  # per space
 
     @classmethod
-    def from_records(cls, records: Iterable[tuple[str, float, float, int]], **meta: Any) -> "LatencyTable":
+    def from_records(cls, records: Iterable[tuple[str, float, float, int]], **meta: Any) -> LatencyTable:
         """A table from ``(key, mean_ms, std_ms, count)`` records; a later record of a key wins."""
         entries = {key: Entry(float(mean), float(std), int(count)) for key, mean, std, count in records}
         return cls(entries, {"unit": "ms", **meta})
@@ -124,7 +125,7 @@ class LatencyTable:
         """Plain sum of the mean latencies of ``keys`` (KeyError on a missing key)."""
         return float(sum(self.entries[k].mean_ms for k in keys))
 
-    def predictor(self, layout: Layout, subtract_baseline: bool = True) -> "LutPredictor":
+    def predictor(self, layout: Layout, subtract_baseline: bool = True) -> LutPredictor:
         """A compiled predictor for one space layout, with this table's overhead for that space."""
         baseline = self.entries[BASELINE].mean_ms if subtract_baseline and BASELINE in self.entries else 0.0
         return LutPredictor(self, layout, baseline, self.overheads.get(layout.space, Overhead()))

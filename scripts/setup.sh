@@ -18,6 +18,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 mkdir -p -m 0755 /run/sshd
 
+# Exact versions come from constraints.txt (pyproject.toml only bounds them).
 # torch first and pinned: anything looser pulls a multi-GB CUDA build.
-"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore "torch==2.13.0"
-"$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -e ".[torch,tvm,test]"
+PIP=("$PY" -m pip install -q --disable-pip-version-check --root-user-action=ignore -c constraints.txt)
+"${PIP[@]}" "torch==2.13.0"
+"${PIP[@]}" -e ".[torch,tvm,test]"

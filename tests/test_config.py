@@ -26,7 +26,8 @@ BAD = {
     "unknown transport": (HEAD + "    transport: {type: carrier_pigeon}\n" + ORT, 4, "devices[0].transport"),
     "missing runtime": (HEAD + LOCAL, 2, "devices[0].runtime"),
     "unknown backend": (HEAD + LOCAL + "    runtime: {backend: tflite}\n", 5, "devices[0].runtime"),
-    "zero threads": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, threads: 0}\n", 5, "devices[0].runtime.threads"),
+    "zero threads": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, threads: 0}\n", 5,
+                     "devices[0].runtime.threads"),
     "threads not int": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, threads: many}\n", 5, "runtime.threads"),
     "bad provider": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, providers: [cpu]}\n", 5, "runtime.providers"),
     "empty providers": (HEAD + LOCAL + "    runtime: {backend: onnxruntime, providers: []}\n", 5, "runtime.providers"),
@@ -36,20 +37,29 @@ BAD = {
     "unknown ssh key": (HEAD + SSH + "      hostname: x\n" + ORT, 8, "transport.hostname: unknown key"),
     "unknown device key": (HEAD + LOCAL + ORT + "    colour: red\n", 6, "devices[0].colour: unknown key"),
     "negative affinity": (HEAD + LOCAL + ORT + "    affinity: [0, -1]\n", 6, "devices[0].affinity[1]"),
-    "tvm target without kind": (HEAD + LOCAL + "    runtime: {backend: tvm, target: {mcpu: a72}}\n", 5, "runtime.target"),
+    "tvm target without kind": (HEAD + LOCAL + "    runtime: {backend: tvm, target: {mcpu: a72}}\n", 5,
+                                "runtime.target"),
     "tvm negative trials": (HEAD + LOCAL + "    runtime: {backend: tvm, target: {kind: llvm}, trials: -1}\n", 5,
                             "runtime.trials"),
-    "simulator without clock": (HEAD + LOCAL + "    runtime: {backend: simulator, simulator: scalesim, array: [8, 8]}\n",
+    "simulator without clock": (HEAD + LOCAL
+                                + "    runtime: {backend: simulator, simulator: scalesim, array: [8, 8]}\n",
                                 5, "runtime.clock_mhz"),
     "bad measurement repeat": (HEAD + LOCAL + ORT + "    measurement: {repeat: 1}\n", 6, "measurement.repeat"),
-    "duplicate names": (HEAD + LOCAL + ORT + "  - name: d\n    kind: x86_cpu\n" + LOCAL + ORT, 1, "used twice"),
+    "duplicate names": (HEAD + LOCAL + ORT + "  - name: d\n    kind: x86_cpu\n" + LOCAL + ORT, 6,
+                        "devices[1].name: device name 'd' is used twice"),
+    "dot-dot name": ("devices:\n  - name: '..'\n    kind: x86_cpu\n" + LOCAL + ORT, 2, "devices[0].name"),
+    "hidden name": ("devices:\n  - name: .d\n    kind: x86_cpu\n" + LOCAL + ORT, 2, "names folders"),
+    "space in name": ("devices:\n  - name: my pi\n    kind: x86_cpu\n" + LOCAL + ORT, 2, "devices[0].name"),
+    "recursive alias": ("x: &loop [1, *loop]\n" + HEAD + LOCAL + ORT, 1, "alias refers to the node"),
     "no devices": ("workspace: w\ndevices: []\n", 2, "devices"),
     "devices not a list": ("devices: {a: 1}\n", 1, "devices"),
     "top level is a list": ("- a\n- b\n", 1, "must be a mapping"),
     "broken yaml": ("devices:\n  - name: [unclosed\n", 3, "not valid YAML"),
-    "unset env var": (HEAD + "    transport:\n      type: ssh\n      host: ${HWNAS_TEST_UNSET_VAR}\n      user: u\n" + ORT,
+    "unset env var": (HEAD + "    transport:\n      type: ssh\n      host: ${HWNAS_TEST_UNSET_VAR}\n"
+                      "      user: u\n" + ORT,
                       6, "HWNAS_TEST_UNSET_VAR is not set"),
-    "second device bad": (HEAD + LOCAL + ORT + "  - name: e\n    kind: npu\n" + LOCAL + "    runtime: {backend: onnxruntime, threads: -2}\n",
+    "second device bad": (HEAD + LOCAL + ORT + "  - name: e\n    kind: npu\n" + LOCAL
+                          + "    runtime: {backend: onnxruntime, threads: -2}\n",
                           9, "devices[1].runtime.threads"),
 }
 
@@ -82,6 +92,50 @@ def test_cli_subprocess_exit_code(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "hwnas.cli", "devices", "list", "--config", str(path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and ":3:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``hwnas ARGS`` in a subprocess; a hang fails the test (today's alias bomb never ended)."""
+    return subprocess.run([sys.executable, "-m", "hwnas.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_alias_bomb_exits_2_at_once(tmp_path):
+    """A real "billion laughs": 10 levels of 10 aliases, 10^10 nodes once expanded, 700 bytes on disk."""
+    levels = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    levels += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]
+    path = tmp_path / "hardware.yaml"
+    path.write_text("\n".join(levels) + "\n" + HEAD + LOCAL + ORT)
+    proc = run_cli("devices", "list", "--config", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}:" in proc.stderr and "alias" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_modest_aliases_still_load(tmp_path):
+    path = tmp_path / "hardware.yaml"
+    path.write_text(HEAD + LOCAL + "    runtime: &ort {backend: onnxruntime, threads: 2}\n"
+                    "  - name: e\n    kind: x86_cpu\n" + LOCAL + "    runtime: *ort\n")
+    assert config.load(path).device("e").runtime.threads == 2
+
+
+def test_config_dev_zero_exits_2_without_reading_it_all():
+    proc = run_cli("devices", "list", "--config", "/dev/zero")
+    assert proc.returncode == 2, proc.stderr
+    assert "/dev/zero: larger than 1 MiB" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_oversized_but_valid_file_exits_2(tmp_path):
+    """A valid registry padded with comments past 1 MiB is refused before parsing (50 MB parsed for a minute)."""
+    path = tmp_path / "hardware.yaml"
+    path.write_text(HEAD + LOCAL + ORT + ("# padding padding padding padding padding padding\n" * 25_000))
+    with pytest.raises(BadInput, match="larger than 1 MiB"):
+        config.load(path)
+
+
+def test_non_utf8_file_exits_2_naming_it(tmp_path):
+    path = tmp_path / "hardware.yaml"
+    path.write_bytes(b"devices: \xff\xfe\n")
+    with pytest.raises(BadInput, match=f"{path}: not UTF-8"):
+        config.load(path)
 
 
 def test_env_expansion_and_defaults(tmp_path, monkeypatch):

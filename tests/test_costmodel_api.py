@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from cost_models.features import FeatureMap
-from hwnas import costmodel_api as api, load_cost_model, spaces
+from hwnas import costmodel_api as api
+from hwnas import load_cost_model, spaces
 from hwnas.errors import BadInput
 from lut import nasbench201 as codec
 from tests.helpers import local_config
@@ -74,3 +75,14 @@ def test_concurrent_predict_matches_serial(saved):
     for t in range(8):
         expected = serial[t::2] * 3
         assert all(np.array_equal(p, e[0]) and np.array_equal(s, e[1]) for (p, s), e in zip(results[t], expected))
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100_000 + "]" * 100_000,
+    '{"format": "hwnas-costmodel", "version": 1, "model": ' + '{"a": ' * 50_000 + "1" + "}" * 50_001,
+], ids=["deep-array", "deep-model-section"])
+def test_deeply_nested_json_is_bad_input_not_recursion_error(tmp_path, text):
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=f"{path}: JSON nested too deeply"):
+        load_cost_model(space="nasbench201", path=path)

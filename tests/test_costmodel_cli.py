@@ -8,7 +8,8 @@ from hwnas.cli import main
 from hwnas.store import Store
 from tests.helpers import local_config
 
-FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 60, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
+# drift retries off: see tests/helpers.py
+FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 60, drift_threshold: 1000}"
 
 
 def _json(args, capsys):

@@ -4,7 +4,7 @@ import json
 import sqlite3
 
 from hwnas.cli import main
-from hwnas.measure import _passes, combine, Item
+from hwnas.measure import Item, _passes, combine
 from hwnas.store import Store
 from tests.helpers import conv_model, local_config
 

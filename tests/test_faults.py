@@ -89,11 +89,11 @@ def test_agent_sigkilled_three_times(tmp_path, ssh_server, models):
     proc = start_measure(cfg, ["dev"], models)
     killed = []
     for threshold in (10, 40, 70):
-        wait_for(lambda: stored(tmp_path, "dev") >= threshold and harness.agent_pids(workdir), 120, proc)
+        wait_for(lambda t=threshold: stored(tmp_path, "dev") >= t and harness.agent_pids(workdir), 120, proc)
         pid = harness.agent_pids(workdir)[0]
         os.kill(pid, signal.SIGKILL)
         killed.append(pid)
-        wait_for(lambda: pid not in harness.agent_pids(workdir), 10)
+        wait_for(lambda p=pid: p not in harness.agent_pids(workdir), 10)
     code, rows, err = finish(proc)
     assert code == 0, err
     assert len(set(killed)) == 3 and err.count("fault 1 of 3 in a row") >= 3
@@ -142,7 +142,8 @@ def test_namespace_link_down_for_five_seconds(tmp_path, netns_ok, models):
 
 
 def test_agent_frozen_past_its_timeout(tmp_path, ssh_server, models):
-    """Every agent of 'frozen' gets SIGSTOPped once it has stored a window: it is marked unhealthy, 'steady' finishes."""
+    """Every agent of 'frozen' gets SIGSTOPped once it has stored a window: it is marked unhealthy,
+    'steady' finishes."""
     frozen_dir, steady_dir = tmp_path / "frozen", tmp_path / "steady"
     cfg = write_config(tmp_path, harness.ssh_device_yaml("frozen", ssh_server, frozen_dir, FAST),
                        harness.ssh_device_yaml("steady", ssh_server, steady_dir, FAST))

@@ -12,7 +12,8 @@ from hwnas.store import Store
 from tests import sshd_harness as harness
 
 pytestmark = pytest.mark.slow
-FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
+# drift retries off: see tests/helpers.py
+FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"
 
 
 @pytest.fixture

@@ -39,7 +39,8 @@ def test_encode_strings_and_tuples_agree(ops_list):
     ("|nor_conv_3x3~0|+|skip_connect~0|+|none~0|nor_conv_1x1~1|skip_connect~2|", "node 2 needs 2"),
     ("|nor_conv_3x3~1|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|", "op~0"),
     ("nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|", "enclosed"),
-    ("|conv_5x5~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|", "unknown operation 'conv_5x5'"),
+    ("|conv_5x5~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|nor_conv_1x1~1|skip_connect~2|",
+     "unknown operation 'conv_5x5'"),
 ])
 def test_malformed_strings_raise_clear_value_error(bad, why):
     with pytest.raises(ValueError, match=why):

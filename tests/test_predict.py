@@ -165,14 +165,20 @@ def test_splitter_matches_the_runtime_kernel_count(built):
 
 
 def test_store_migration_adds_node_shapes(tmp_path):
+    """A version-2 store (node profiles without shapes) is migrated forward on open."""
+    from hwnas.store import SCHEMA_VERSION
+
     ws = tmp_path / "ws"
-    ws.mkdir()
+    Store(ws).close()
     db = sqlite3.connect(ws / "measurements.sqlite")
-    db.execute("CREATE TABLE node_profiles (measurement_id INTEGER NOT NULL, name TEXT NOT NULL, op_type TEXT, "
-               "provider TEXT, dur_us REAL NOT NULL)")
+    for column in ("position", "input_shapes", "output_shapes"):
+        db.execute(f"ALTER TABLE node_profiles DROP COLUMN {column}")
+    db.execute("PRAGMA user_version=2")
+    db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     db.commit()
     db.close()
     Store(ws).close()
     db = sqlite3.connect(ws / "measurements.sqlite")
     columns = {row[1] for row in db.execute("PRAGMA table_info(node_profiles)")}
     assert {"position", "input_shapes", "output_shapes"} <= columns
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

@@ -42,6 +42,10 @@ def test_block_sweep_resumes_and_builds_luts(tmp_path, capsys):
                         capsys)
     assert code == 0 and built["entries"] == 20 and "nasbench201" in built["overheads"]
     doc = yaml.safe_load((tmp_path / "x.yaml").read_text())
+    (tmp_path / "adir.json").mkdir()  # --out onto a directory: exit 2 naming it, no temporary file left
+    assert main(["lut", "build", "--config", cfg, "--device", "local", "--out", str(tmp_path / "adir.json")]) == 2
+    assert f"--out {tmp_path / 'adir.json'}: cannot write" in capsys.readouterr().err
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
     assert BASELINE in doc and all({"count", "mean", "std"} <= set(v) for v in doc.values())
     code, shown = _json(["lut", "show", "--config", cfg, "--device", "local"], capsys)
     assert code == 0 and len(shown["entries"]) == 20 and shown["meta"]["backend"] == "onnxruntime"

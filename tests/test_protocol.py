@@ -1,6 +1,7 @@
 """The wire protocol's pure core: framing, validation, limits (no I/O)."""
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from device_agents import protocol
 
@@ -12,7 +13,8 @@ requests = st.one_of(
     st.builds(lambda i: {"id": i, "op": "hello", "protocol": protocol.PROTOCOL_VERSION}, ids),
     st.builds(lambda i: {"id": i, "op": "ping"}, ids),
     st.builds(lambda i, s: {"id": i, "op": "load", "sha256": s, "format": "onnx"}, ids, st.text(max_size=64)),
-    st.builds(lambda i, m, s: {"id": i, "op": "measure", "model": m, "settings": s}, ids, st.text(max_size=64), settings),
+    st.builds(lambda i, m, s: {"id": i, "op": "measure", "model": m, "settings": s},
+              ids, st.text(max_size=64), settings),
     st.builds(lambda i, m, r: {"id": i, "op": "profile", "model": m, "runs": r}, ids, st.text(), st.integers(1, 50)),
 )
 

@@ -1,6 +1,7 @@
 """Signatures: OFA key form, canonical round trips (hypothesis), rejected malformed keys."""
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lut.signature import Signature, parse
 
@@ -55,7 +56,8 @@ def signatures(draw):
     op = draw(words.filter(lambda w: w != "expanded_conv"))
     return Signature(op, draw(dims), draw(dims), expand=draw(small), kernel=draw(small), stride=draw(small),
                      groups=draw(small), idskip=draw(small), se=draw(small), act=draw(st.none() | words),
-                     dtype=draw(st.sampled_from(["float32", "float16"])), layout=draw(st.sampled_from(["NCHW", "NHWC"])))
+                     dtype=draw(st.sampled_from(["float32", "float16"])),
+                     layout=draw(st.sampled_from(["NCHW", "NHWC"])))
 
 
 @given(signatures())

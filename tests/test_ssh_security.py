@@ -5,6 +5,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,8 @@ from hwnas.store import Store
 from tests import sshd_harness as harness
 from tests.helpers import probe_model_file
 
-FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
+# drift retries off: see tests/helpers.py
+FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
@@ -73,7 +75,11 @@ def test_changed_host_key_refused_even_with_trust_on_first_use(tmp_path, ssh_ser
 def test_hostile_device_name_workdir_and_python_path_run_nothing(tmp_path, ssh_server, capsys):
     token = secrets.token_hex(4)
     marks = [f"pw{token}{i}" for i in range(6)]
-    name = f"e;touch {marks[0]} $(touch {marks[1]})`touch {marks[2]}`'\" x"
+    hostile = f"e;touch {marks[0]} $(touch {marks[1]})`touch {marks[2]}`'\" x"
+    cfg = write_config(tmp_path, harness.ssh_device_yaml(hostile, ssh_server, tmp_path / "remote", FAST))
+    assert main(["devices", "check", "--config", str(cfg)]) == 2  # names are safe path components
+    assert "devices[0].name" in capsys.readouterr().err
+    name = "e.hostile-paths_1"
     workdir = tmp_path / f"work dir; touch {marks[3]} $(touch {marks[4]}) 'q\" x"
     bindir = tmp_path / f"bin $(touch {marks[5]}); 'x"
     bindir.mkdir()
@@ -144,5 +150,55 @@ def test_agent_writes_nothing_outside_its_workdir(tmp_path, ssh_server, capsys):
     assert code == 0, captured.err
     written = written_paths(trace.read_text(), str(Path.home()))
     assert written, "strace recorded no writes at all: the trace is not working"
-    outside = sorted({p for p in written if not p.startswith(str(workdir) + "/") and p not in ("/dev/null", "/dev/tty")})
+    outside = sorted({p for p in written
+                      if not p.startswith(str(workdir) + "/") and p not in ("/dev/null", "/dev/tty")})
     assert outside == []
+
+
+# --- key files: bad input, refused at once (never retried), with the right advice ---------------------------
+
+def measure_cli(cfg: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """``hwnas measure`` of one tiny model in a subprocess; a retry loop (169 s today for a bad key) times out."""
+    model = harness.tiny_models(tmp_path / "models", 1)[0]
+    return subprocess.run([sys.executable, "-m", "hwnas.cli", "measure", "--config", str(cfg), "--device", "dev",
+                           "--onnx", str(model)], capture_output=True, text=True, timeout=90)
+
+
+def with_key(tmp_path: Path, server, key: Path) -> Path:
+    entry = harness.ssh_device_yaml("dev", server, tmp_path / "remote", FAST).replace(str(server.user_key), str(key))
+    return write_config(tmp_path, entry)
+
+
+def test_garbage_key_file_exits_2_at_once_naming_it(tmp_path, ssh_server):
+    key = tmp_path / "id_garbage"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nbm90IGEga2V5\n-----END OPENSSH PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    proc = measure_cli(with_key(tmp_path, ssh_server, key), tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert f"key_file {key} is not a usable private key" in proc.stderr
+    assert "retrying" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "stored in" not in proc.stdout  # nothing was stored
+
+
+def test_passphrase_key_is_sent_to_ssh_agent_not_authorized_keys(tmp_path, ssh_server, capsys):
+    key = tmp_path / "id_locked"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "correct horse", "-f", str(key)], check=True)
+    code, reports, err = check(capsys, with_key(tmp_path, ssh_server, key))
+    assert code == 2 and not reports[0]["reachable"]
+    message = reports[0]["error"]
+    assert f"key_file {key} is protected by a passphrase" in message and f"ssh-add {key}" in message
+    assert "authorized_keys" not in message and "Traceback" not in err
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_key_readable_by_others_is_refused_like_openssh(tmp_path, ssh_server, capsys, mode):
+    key = tmp_path / "id_open"
+    shutil.copy(ssh_server.user_key, key)
+    key.chmod(mode)
+    code, reports, _ = check(capsys, with_key(tmp_path, ssh_server, key))
+    assert code == 2 and not reports[0]["reachable"]
+    assert f"readable by others (mode {mode:04o})" in reports[0]["error"] and f"chmod 600 {key}" in reports[0]["error"]
+    assert not (tmp_path / "remote").exists()  # refused before connecting
+    key.chmod(0o600)  # the same key, private again, works
+    code, reports, err = check(capsys, with_key(tmp_path, ssh_server, key))
+    assert code == 0 and reports[0]["reachable"], err

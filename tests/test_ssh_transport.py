@@ -1,7 +1,11 @@
 """The SSH transport against a real sshd: check and measure, deployment by content hash, models once, jump host."""
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import device_agents
 from hwnas.cli import main
@@ -9,7 +13,8 @@ from hwnas.store import Store
 from tests import sshd_harness as harness
 from tests.helpers import probe_model_file
 
-FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"  # drift retries off: see tests/helpers.py
+# drift retries off: see tests/helpers.py
+FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"
 
 
 def write_config(tmp_path: Path, *entries: str) -> Path:
@@ -94,3 +99,53 @@ def test_remote_python_and_workdir_with_tilde_are_home_relative(tmp_path, ssh_se
     finally:
         import shutil
         shutil.rmtree(Path.home() / name, ignore_errors=True)
+
+
+# --- permanent remote problems: named, never retried --------------------------------------------------------
+
+def measure_cli(cfg: Path, tmp_path: Path, device: str) -> subprocess.CompletedProcess:
+    """``hwnas measure`` of one tiny model in a subprocess (stderr checked for retries and tracebacks)."""
+    model = harness.tiny_models(tmp_path / "models", 1)[0]
+    return subprocess.run([sys.executable, "-m", "hwnas.cli", "measure", "--config", str(cfg), "--device", device,
+                           "--onnx", str(model)], capture_output=True, text=True, timeout=120)
+
+
+def assert_not_retried(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 1, proc.stderr
+    assert "fault 1 of" not in proc.stderr and "retrying" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "stored in" not in proc.stdout
+
+
+def test_missing_remote_python_is_named_not_socket_closed(tmp_path, ssh_server):
+    cfg = write_config(tmp_path, harness.ssh_device_yaml("nopy", ssh_server, tmp_path / "remote", FAST,
+                                                         python="/opt/no-such/python3"))
+    proc = measure_cli(cfg, tmp_path, "nopy")
+    assert_not_retried(proc)
+    assert "the Python interpreter '/opt/no-such/python3' (transport.python) is missing on the device" in proc.stderr
+    assert "Socket is closed" not in proc.stderr
+
+
+def test_workdir_under_a_file_is_named_with_its_cause(tmp_path, ssh_server):
+    (tmp_path / "plain-file").write_text("x")
+    workdir = tmp_path / "plain-file" / "hwnas"
+    cfg = write_config(tmp_path, harness.ssh_device_yaml("nodir", ssh_server, workdir, FAST))
+    proc = measure_cli(cfg, tmp_path, "nodir")
+    assert_not_retried(proc)
+    assert f"transport.workdir {workdir} is not usable on the device (Not a directory)" in proc.stderr
+
+
+def test_read_only_workdir_is_named_with_its_cause(tmp_path, ssh_server):
+    """A real read-only file system (a tmpfs mounted ro) under the work dir; SFTP alone says "(Failure)"."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({made.stderr.decode().strip()})")
+    try:
+        cfg = write_config(tmp_path, harness.ssh_device_yaml("ro", ssh_server, mount / "hwnas", FAST))
+        proc = measure_cli(cfg, tmp_path, "ro")
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+    assert_not_retried(proc)
+    assert f"transport.workdir {mount / 'hwnas'} is not usable on the device (Read-only file system)" in proc.stderr
+    assert "(Failure)" not in proc.stderr

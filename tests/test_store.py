@@ -1,5 +1,6 @@
 """The SQLite measurement store: provenance, newest-wins, idempotent retries, schema version."""
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,15 @@ def test_newer_schema_is_refused(tmp_path):
         Store(tmp_path)
 
 
+def test_newer_user_version_is_refused(tmp_path):
+    Store(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "measurements.sqlite")
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(BadInput, match=f"schema version {SCHEMA_VERSION + 1} is newer"):
+        Store(tmp_path)
+
+
 def test_not_a_database_is_refused(tmp_path):
     (tmp_path / "measurements.sqlite").write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(BadInput, match="not a usable hwnas store"):
@@ -77,3 +87,49 @@ def test_device_health(tmp_path):
     assert store.health("pi")["healthy"] is False and store.health("pi")["last_error"] == "timeout"
     assert store.record_health("pi", True)
     assert store.health("pi") == {**store.health("pi"), "healthy": True, "failures": 0}
+
+
+LANDED = Path(__file__).parent / "data" / "store_v1.sql"
+
+
+def landed_store(folder: Path) -> dict[str, list[tuple]]:
+    """A store as the landed hwnas wrote it (schema version 1, no user_version), and its rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(folder / "measurements.sqlite")
+    db.executescript(LANDED.read_text())
+    db.execute("PRAGMA journal_mode=WAL")
+    tables = {t: db.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+              for t in ("measurements", "devices", "node_profiles", "meta")}
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 0
+    db.close()
+    return tables
+
+
+def test_a_store_of_the_landed_schema_migrates_and_keeps_every_row(tmp_path):
+    before = landed_store(tmp_path)
+    assert len(before["measurements"]) == 3 and before["node_profiles"] and before["devices"]
+    store = Store(tmp_path)
+    db = sqlite3.connect(tmp_path / "measurements.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    for table in ("measurements", "devices", "node_profiles"):
+        assert db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall() == before[table], table
+    assert db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+    db.close()
+    # the old rows read back through the API, and the new tables work next to them
+    net = store.select("local", item="network")[0]
+    assert net.space == "nasbench201" and len(store.node_profile(net.id)) == len(before["node_profiles"])
+    assert len(store.select("local")) == 3 and store.health("local")["healthy"]
+    sid = store.add_session("run", "local", "onnxruntime", "p", net.model_sha256, net.signature, {"median_ms": 1.0})
+    assert store.pending_sessions("run", "local", "onnxruntime", "p") == {
+        (net.signature, net.model_sha256): [(sid, {"median_ms": 1.0})]}
+    new = store.add(measurement(), consumes=[sid])
+    assert store.pending_sessions("run", "local", "onnxruntime", "p") == {}
+    assert store.session_rows("local")[0]["measurement_id"] == new
+    store.close()
+    assert Store(tmp_path).count() == 4  # opening again migrates nothing
+
+
+def test_every_migration_is_one_step_of_the_schema_version():
+    from hwnas.store import MIGRATIONS
+
+    assert SCHEMA_VERSION == len(MIGRATIONS) and all(m.__doc__ for m in MIGRATIONS)

@@ -166,6 +166,13 @@ def test_missing_input_file_exits_2(files, capsys):
     assert "nope.csv" in capsys.readouterr().err
 
 
+def test_out_into_missing_folder_exits_2_naming_the_out_path(files, capsys):
+    files["out"] = files["out"].parent / "no_such_dir" / "out.csv"
+    assert main(cli_args(files)) == 2
+    err = capsys.readouterr().err
+    assert f"cannot use {files['out']}: No such file or directory" in err and ".tmp" not in err
+
+
 def test_degenerate_archs_skipped_with_one_warning_per_file(files, caplog):
     with open(files["target"], "a", newline="") as fh:
         csv.writer(fh).writerows([[DEGENERATE, 0.01]])

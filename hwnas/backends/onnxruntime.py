@@ -4,7 +4,8 @@
 ``{name: QNNExecutionProvider, options: {backend_path: libQnnHtp.so}}``. A provider the
 device lacks fails ``devices check`` and ``measure`` (exit 1) naming the ones it has.
 Where the nodes ran (``placement``, ``compute_units``, ``compute_summary``) comes back
-with every result; a node that fell back to the CPU is a warning, and with
+with every result, and so do the ``input_shapes`` the model was fed (dynamic dimensions are 1
+unless ``--input-shape`` sets them); a node that fell back to the CPU is a warning, and with
 ``require_all_nodes: true`` it makes the result invalid.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hwnas.backends import RuntimeConfig
 
-RESULT_FACTS = ("placement", "compute_units", "compute_summary")
+RESULT_FACTS = ("placement", "compute_units", "compute_summary", "input_shapes")
 
 
 class ProviderConfig(RuntimeConfig):

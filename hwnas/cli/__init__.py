@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from hwnas.errors import HwnasError
+from hwnas.errors import NO_SPACE, HwnasError
 
 log = logging.getLogger("hwnas")
 
@@ -66,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("hwnas: error")
         print(f"hwnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # stdout closed early (`hwnas ... --json | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
+    except OSError as exc:  # a full disk anywhere we write (ONNX cache, outputs): exit 1, one sentence
+        if exc.errno not in NO_SPACE:
+            raise
+        if debug:
+            log.exception("hwnas: error")
+        print(f"hwnas: error: no space left on the device for {exc.filename or 'a file we write'}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("hwnas: interrupted", file=sys.stderr)
         return 130

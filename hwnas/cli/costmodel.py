@@ -145,8 +145,9 @@ def _spaces(args: argparse.Namespace, st, device) -> list[str]:
 
 
 def _fit_and_save(reg, device, st, space_name: str, seed: int = 0, quiet: bool = False) -> dict:
-    from hwnas import costmodel_api as api, spaces
     from cost_models.metrics import summary
+    from hwnas import costmodel_api as api
+    from hwnas import spaces
 
     space = spaces.get(space_name)
     features, table, nets = api.training_set(st, device.name, device.backend, space, quiet)
@@ -209,7 +210,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from cost_models.metrics import summary
     from cost_models.network_model import cross_val_predict
-    from hwnas import costmodel_api as api, spaces
+    from hwnas import costmodel_api as api
+    from hwnas import spaces
     from hwnas.output import print_table
 
     if args.onnx_kernels:
@@ -263,7 +265,8 @@ def run_evaluate_kernels(args: argparse.Namespace) -> int:
 
 
 def _refine_space(args: argparse.Namespace, reg, device) -> str:
-    from hwnas import costmodel_api as api, spaces
+    from hwnas import costmodel_api as api
+    from hwnas import spaces
 
     if args.space:
         spaces.get(args.space)
@@ -280,9 +283,12 @@ def run_refine(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cost_models.metrics import summary
-    from hwnas import costmodel_api as api, spaces, sweep
+    from hwnas import costmodel_api as api
+    from hwnas import spaces, sweep
     from hwnas.cli.common import run_id
+    from hwnas.cli.common import sessions as checked_sessions
 
+    checked_sessions(args.sessions)
     if args.budget < 1 or args.pool < args.budget:
         raise BadInput(f"--budget must be at least 1 and at most --pool ({args.pool}), got {args.budget}")
     reg, device, st = _context(args)

@@ -8,7 +8,8 @@ from typing import Any
 
 from hwnas import backends, fleet
 from hwnas.cli import add_common
-from hwnas.cli.common import devices as pick_devices, registry, store
+from hwnas.cli.common import devices as pick_devices
+from hwnas.cli.common import registry, store
 from hwnas.errors import HwnasError
 from hwnas.output import print_json, print_table
 from hwnas.session import agent_session

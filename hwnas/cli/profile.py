@@ -6,7 +6,9 @@ from dataclasses import asdict
 
 from hwnas import spaces, sweep
 from hwnas.cli import add_common
+from hwnas.cli.common import devices as named_devices
 from hwnas.cli.common import registry, run_id, store
+from hwnas.cli.common import sessions as checked_sessions
 from hwnas.errors import BadInput
 from hwnas.output import print_json, print_table
 
@@ -34,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan the sweep, skip what each device has stored, measure the rest in parallel."""
     reg = registry(args)
-    devices = [reg.device(n) for n in args.device]
+    devices = named_devices(reg, args.device)
+    sessions = checked_sessions(args.sessions)
     sweep.check_backend(reg, devices, args.backend)
     space = spaces.get(args.space)
     if args.num < 1:
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         archs = sweep.sample_archs(space, args.num, args.seed, args.resolution)
         needs = sweep.network_needs(space, archs, reg.workspace)
     st = store(reg)
-    reports = sweep.run(reg, devices, st, needs, run_id(), args.what, space.name, sessions=args.sessions,
+    reports = sweep.run(reg, devices, st, needs, run_id(), args.what, space.name, sessions=sessions,
                         per_node=args.per_node, quiet=args.json, seed=args.seed)
     if args.json:
         print_json([{k: v for k, v in asdict(r).items() if k != "signatures"} for r in reports])
@@ -56,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
         print_table(["device", "backend", "space", "what", "needed", "already stored", "measured", "error"],
                     [[r.device, r.backend, r.space, r.what, r.needed, r.stored_before, r.measured, r.error or ""]
                      for r in reports])
-        print(f"\nstored in {st.path}")
+        if any(r.measured for r in reports):
+            print(f"\nstored in {st.path}")
     return max((r.exit_code for r in reports), default=0)

@@ -28,8 +28,8 @@ OFA lookup-table keys (see :mod:`lut.signature`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import onnx

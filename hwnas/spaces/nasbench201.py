@@ -16,13 +16,14 @@ carries both its ops and its number of additions: a prediction is 3 gathers.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
 
 from hwnas.spaces import Space
-from lut import builders, nasbench201 as codec
+from lut import builders
+from lut import nasbench201 as codec
 from lut.signature import Signature
 from lut.table import Layout
 

@@ -5,7 +5,7 @@ inference graphs (BatchNorm folded). torch is imported here only.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -16,7 +16,8 @@ from lut.signature import Signature
 _ACT = {"relu": nn.ReLU, "h_swish": nn.Hardswish}
 
 
-def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, act: str | None = None) -> nn.Sequential:
+def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
+            act: str | None = None) -> nn.Sequential:
     """Conv (no bias) + BatchNorm [+ activation]."""
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
                                nn.BatchNorm2d(cout)]

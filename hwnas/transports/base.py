@@ -5,8 +5,9 @@ import collections
 import queue
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from device_agents import protocol
 from hwnas.errors import AgentTimeout, DeviceUnreachable
@@ -65,7 +66,8 @@ class AgentProcess:
             self._write(frame)
         except (OSError, EOFError, ValueError) as exc:
             self.alive = False
-            raise DeviceUnreachable(f"{self.name}: agent stopped accepting requests ({exc})") from None
+            tail = self.stderr_tail()
+            raise DeviceUnreachable(f"{self.name}: agent stopped accepting requests ({tail or exc})") from None
 
     def recv(self, timeout: float) -> bytes:
         """Next reply line; AgentTimeout after ``timeout`` s, DeviceUnreachable on EOF."""
@@ -93,7 +95,7 @@ class Transport(ABC):
         self.device = device
         self.workspace = Path(workspace)
 
-    def connect(self) -> None:
+    def connect(self) -> None:  # noqa: B027 - an optional hook, not abstract: most transports have nothing to open
         """Open (or re-open after a loss) the connection to the device; a no-op where there is none.
 
         Raises DeviceUnreachable when the device cannot be reached (worth retrying later)."""
@@ -106,5 +108,5 @@ class Transport(ABC):
         """Place a model in the agent's cache out of band; False if this transport cannot (bytes go in-band)."""
         return False
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: most transports hold nothing
         """Release connections held by the transport."""

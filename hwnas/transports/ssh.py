@@ -9,6 +9,11 @@ The agent runs as ``python -m device_agents`` on one exec channel: stdin/stdout
 carry the protocol, stderr is separate; its first stderr line is the remote pid,
 so a frozen or orphaned agent can be killed (``kill -KILL``, verified against
 ``/proc/<pid>/cmdline`` for agents left behind by a lost connection).
+
+Permanent problems are told apart from a lost connection and never retried: a key
+file that is unreadable, not a key, passphrase-protected or readable by others
+(refused, as OpenSSH refuses it) is bad input; a missing remote interpreter or a
+work dir that cannot be created or written is a device failure naming the cause.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ import base64
 import hashlib
 import logging
 import os
+import posixpath
 import shlex
 import socket
 import threading
@@ -75,6 +81,34 @@ class _TrustOnFirstUse(paramiko.MissingHostKeyPolicy):
                     self.device, hostname, fingerprint(key), self.known_hosts)
 
 
+def load_private_key(key_file: str, device: str) -> paramiko.PKey:
+    """The private key in ``key_file``; BadInput (never retried) if it cannot be used as it is.
+
+    Like OpenSSH, a key readable by group or others is refused. A passphrase-protected key
+    is not decrypted here (no secrets in hardware.yaml): it belongs in ssh-agent.
+    """
+    path = Path(key_file).expanduser()
+    where = f"device {device}: transport key_file {key_file}"
+    if not path.is_file():
+        raise BadInput(f"{where} does not exist or is not a file")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise BadInput(f"{where} is readable by others (mode {mode:04o}); OpenSSH refuses such keys and so "
+                       f"does hwnas: run `{deploy.command(['chmod', '600', str(path)])}`")
+    try:
+        return paramiko.PKey.from_path(path)
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        # cryptography says "Key is password-protected, but password was not provided." as a TypeError
+        if isinstance(exc, TypeError) and "password" not in str(exc):
+            raise
+        raise BadInput(f"{where} is protected by a passphrase; load it into ssh-agent "
+                       f"(`{deploy.command(['ssh-add', str(path)])}`) and remove key_file from the entry, "
+                       "so hwnas uses the agent's keys") from None
+    except (OSError, ValueError, paramiko.SSHException) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).split(". ")[0] or type(exc).__name__
+        raise BadInput(f"{where} is not a usable private key ({reason})") from None
+
+
 class SshTransport(Transport):
     """Drives the agent on a device over SSH; one connection, reopened by :meth:`connect` after a loss."""
 
@@ -99,13 +133,8 @@ class SshTransport(Transport):
         transport = client.get_transport() if client is not None else None
         return transport is not None and transport.is_active()
 
-    def _key_file(self, key_file: str | None) -> str | None:
-        if key_file is None:
-            return None
-        path = Path(key_file).expanduser()
-        if not path.is_file():
-            raise BadInput(f"device {self.device.name}: transport key_file {key_file} does not exist")
-        return str(path)
+    def _key_file(self, key_file: str | None) -> paramiko.PKey | None:
+        return None if key_file is None else load_private_key(key_file, self.device.name)
 
     def _open(self, host: str, port: int, user: str, key_file: str | None,
               sock: socket.socket | paramiko.Channel | None) -> paramiko.SSHClient:
@@ -125,15 +154,16 @@ class SshTransport(Transport):
             if sock is None:
                 sock = socket.create_connection((host, port), timeout=timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client.connect(host, port, username=user, key_filename=self._key_file(key_file),
+            client.connect(host, port, username=user, pkey=self._key_file(key_file),
                            allow_agent=key_file is None, look_for_keys=False, timeout=timeout,
                            banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout, sock=sock)
         except paramiko.BadHostKeyException as exc:
             client.close()
+            remove = deploy.command(["ssh-keygen", "-R", self._host_id(host, port), "-f", str(known_hosts)])
             raise HostKeyRejected(
                 f"device {name}: host key of {host}:{port} CHANGED (known {fingerprint(exc.expected_key)}, "
                 f"offered {fingerprint(exc.key)}) — refusing to connect; if the device was really reinstalled, "
-                f"remove the old entry with `{deploy.command(['ssh-keygen', '-R', self._host_id(host, port), '-f', str(known_hosts)])}` "
+                f"remove the old entry with `{remove}` "
                 "and trust the new key") from None
         except paramiko.AuthenticationException as exc:
             client.close()
@@ -145,7 +175,8 @@ class SshTransport(Transport):
             raise
         except (OSError, EOFError, paramiko.SSHException) as exc:
             client.close()
-            raise DeviceUnreachable(f"device {name}: cannot connect to {user}@{host}:{port} ({exc or type(exc).__name__})") from None
+            raise DeviceUnreachable(f"device {name}: cannot connect to {user}@{host}:{port} "
+                                    f"({exc or type(exc).__name__})") from None
         client.get_transport().set_keepalive(KEEPALIVE_S)
         return client
 
@@ -196,30 +227,63 @@ class SshTransport(Transport):
                 raise DeviceUnreachable(f"device {self.device.name}: cannot open SFTP ({exc})") from None
         return self._sftp
 
-    def run(self, argv: list[str], timeout: float = KILL_TIMEOUT_S) -> tuple[int, bytes]:
-        """Run a command (every argument quoted) on the device; returns (exit status, stdout)."""
+    def run(self, argv: list[str], timeout: float = KILL_TIMEOUT_S, with_stderr: bool = False) -> tuple[int, bytes]:
+        """Run a command (every argument quoted) on the device; returns (exit status, stdout
+        [+ stderr with ``with_stderr``])."""
         self.connect()
         try:
             channel = self._client.get_transport().open_session(timeout=timeout)
             channel.settimeout(timeout)
+            channel.set_combine_stderr(with_stderr)
             channel.exec_command(deploy.command(argv))
             out = channel.makefile("rb").read()
             if not channel.status_event.wait(timeout):
-                raise socket.timeout("no exit status")
+                raise TimeoutError("no exit status")
             channel.close()
             return channel.recv_exit_status(), out
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise DeviceUnreachable(f"device {self.device.name}: remote command failed ({exc or type(exc).__name__})") from None
+            raise DeviceUnreachable(f"device {self.device.name}: remote command failed "
+                                    f"({exc or type(exc).__name__})") from None
 
     # --- agent -------------------------------------------------------------------------------
+
+    def _workdir_problem(self) -> str | None:
+        """Why the work dir cannot be created or written, as the device's own tools say it; None if it can.
+
+        Asked after an SFTP failure: SFTP v3 reports most causes as a bare "Failure" or "No such file"."""
+        probe = posixpath.join(self.workdir, ".hwnas-write-test")
+        for argv in (["mkdir", "-p", "--", self.workdir], ["touch", "--", probe]):
+            status, out = self.run(argv, with_stderr=True)
+            if status != 0:
+                text = out.decode("utf-8", "replace").strip().splitlines()
+                return text[-1].rsplit(": ", 1)[-1] if text else f"{argv[0]} exited with status {status}"
+        self.run(["rm", "-f", "--", probe])
+        return None
+
+    def _sftp_failed(self, exc: BaseException, doing: str) -> DeviceFailure:
+        """The error to raise for an SFTP failure: permanent (a work dir problem, never retried) when the
+        connection is still up and the work dir is unusable; DeviceUnreachable (retried) otherwise."""
+        problem = None
+        if isinstance(exc, OSError) and self.connected:
+            try:
+                problem = self._workdir_problem()
+            except DeviceUnreachable:
+                problem = None
+            if problem is None and isinstance(exc, PermissionError):
+                problem = f"{exc.strerror or 'permission denied'} under it"
+        with self._lock:
+            self._drop()
+        if problem is not None:
+            return DeviceFailure(f"device {self.device.name}: transport.workdir {self.workdir} is not usable on "
+                                 f"the device ({problem}); point it at a writable folder")
+        return DeviceUnreachable(f"device {self.device.name}: {doing} failed ({exc or type(exc).__name__})")
 
     def _deploy(self) -> str:
         if self.agent_dir is None:
             try:
                 self.agent_dir, uploaded = deploy.ensure_agent(self._sftp_client(), self.workdir)
             except (OSError, EOFError, paramiko.SSHException) as exc:
-                self._drop()
-                raise DeviceUnreachable(f"device {self.device.name}: agent upload to {self.workdir} failed ({exc})") from None
+                raise self._sftp_failed(exc, f"agent upload to {self.workdir}") from None
             if uploaded:
                 log.info("%s: deployed agent to %s", self.device.name, self.agent_dir)
         return self.agent_dir
@@ -239,6 +303,10 @@ class SshTransport(Transport):
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._drop()
             raise DeviceUnreachable(f"device {name}: cannot start the agent ({exc or type(exc).__name__})") from None
+        if first.startswith(deploy.NO_PYTHON):
+            channel.close()
+            raise DeviceFailure(f"device {name}: the Python interpreter {self.cfg.python!r} (transport.python) is "
+                                "missing on the device; install Python 3 there or set transport.python to its path")
         if not first.startswith(deploy.PID_PREFIX) or not first[len(deploy.PID_PREFIX):].strip().isdigit():
             channel.close()
             raise DeviceFailure(f"device {name}: the remote shell did not start the agent ({first.strip()!r})")
@@ -283,11 +351,7 @@ class SshTransport(Transport):
         try:
             sent = deploy.put_model(self._sftp_client(), self.workdir, sha256, fmt, Path(path))
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            if isinstance(exc, PermissionError):
-                raise DeviceFailure(f"device {self.device.name}: cannot write models under {self.workdir} ({exc})") from None
-            with self._lock:
-                self._drop()
-            raise DeviceUnreachable(f"device {self.device.name}: model upload failed ({exc or type(exc).__name__})") from None
+            raise self._sftp_failed(exc, "model upload") from None
         if sent:
             log.debug("%s: uploaded model %s (%d bytes)", self.device.name, sha256[:12], os.path.getsize(path))
         self._present.add(sha256)

@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from device_agents import agent as agent_mod, agent_version, protocol, timing, tvm_runner
+from device_agents import agent as agent_mod
+from device_agents import agent_version, protocol, timing, tvm_runner
 from device_agents.runners.tvm import TimeEvaluator
 from hwnas.errors import DeviceUnreachable
 from hwnas.transports.base import AgentProcess, Transport
