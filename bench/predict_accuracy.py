@@ -64,11 +64,15 @@ def flops_cv(flops: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) ->
 
 
 def build_cost(store: Any, device: Any) -> dict[str, Any]:
-    """Kernel samples stored for the device and the on-device seconds their measurement took."""
-    stored = store.select(device.name, device.backend, space="kernels")
-    timed, phases, total = work_split(stored)
-    return {"kernel_samples": sum(m.item == "kernel" for m in stored), "on_device_s": total,
-            "timed_rounds_s": timed, "phases_s": phases}
+    """Kernel samples and calibration networks stored for the device, and the on-device seconds their
+    measurement took (sessions' phases; the per-node profiles and the rule probes come on top)."""
+    from hwnas.kernel_fit import CALIBRATION_SPACE, SPACE
+
+    samples = store.select(device.name, device.backend, space=SPACE)
+    networks = store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE)
+    timed, phases, total = work_split(samples + networks)
+    return {"kernel_samples": sum(m.item == "kernel" for m in samples), "calibration_networks": len(networks),
+            "on_device_s": total, "timed_rounds_s": timed, "phases_s": phases}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                         if s.get("n", 0) > 1 else f"{'n/a':>26s}" for s in (scores[n] for n in predictors))
         print(f"{f:14s}{cells}")
     b = result["build"]
-    print(f"build: {b['kernel_samples']} kernel samples, {b['on_device_s'] / 60:.1f} min on the device -> {out}")
+    print(f"build: {b['kernel_samples']} kernel samples + {b['calibration_networks']} calibration networks, "
+          f"{b['on_device_s'] / 60:.1f} min on the device -> {out}")
     return 0
 
 
