@@ -44,7 +44,8 @@ def macs(family: str, cfg: dict[str, Any]) -> float:
 
     def hook(module, _inp, out):
         if isinstance(module, torch.nn.Conv2d):
-            total[0] += out.numel() * module.in_channels // module.groups * module.kernel_size[0] * module.kernel_size[1]
+            k = module.kernel_size[0] * module.kernel_size[1]
+            total[0] += out.numel() * module.in_channels // module.groups * k
         elif isinstance(module, torch.nn.Linear):
             total[0] += module.in_features * module.out_features
 

@@ -118,7 +118,8 @@ def sample_vgg(rng: np.random.Generator) -> dict[str, Any]:
 
 def mobilenet_v1(cfg: dict[str, Any]) -> nn.Module:
     """MobileNetV1: depthwise-separable convs (dw kxk + pw 1x1), width multiplier."""
-    plan = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * cfg["mid"] + [(1024, 2), (1024, 1)]
+    plan = ([(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)] + [(512, 1)] * cfg["mid"]
+            + [(1024, 2), (1024, 1)])
     m = cfg["alpha"]
     layers: list[nn.Module] = [conv_bn(3, _ch(32 * m), 3, 2)]
     cin = _ch(32 * m)
@@ -232,7 +233,8 @@ def mnasnet(cfg: dict[str, Any]) -> nn.Module:
 def sample_mnasnet(rng: np.random.Generator) -> dict[str, Any]:
     """A MnasNet/ProxylessNAS configuration (per-stage kernel size, expansion, repeats)."""
     return {"alpha": float(rng.choice([0.5, 0.75, 1.0])), "repeats": [1] + [int(r) for r in rng.integers(1, 5, 6)],
-            "ks": [3] + [int(k) for k in rng.choice([3, 5, 7], 6)], "expands": [1] + [int(e) for e in rng.choice([3, 6], 6)]}
+            "ks": [3] + [int(k) for k in rng.choice([3, 5, 7], 6)],
+            "expands": [1] + [int(e) for e in rng.choice([3, 6], 6)]}
 
 
 def efficientnet(cfg: dict[str, Any]) -> nn.Module:
@@ -396,7 +398,8 @@ def googlenet(cfg: dict[str, Any]) -> nn.Module:
             [(192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
              (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128)],
             [(256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)]]
-    layers: list[nn.Module] = [conv_bn(3, _ch(64 * m), 7, 2), nn.MaxPool2d(3, 2, 1), conv_bn(_ch(64 * m), _ch(64 * m), 1),
+    layers: list[nn.Module] = [conv_bn(3, _ch(64 * m), 7, 2), nn.MaxPool2d(3, 2, 1),
+                               conv_bn(_ch(64 * m), _ch(64 * m), 1),
                                conv_bn(_ch(64 * m), _ch(192 * m), 3), nn.MaxPool2d(3, 2, 1)]
     cin = _ch(192 * m)
     for stage, modules in enumerate(plan):

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"family": e["family"], "file": e["file"], "path": e["path"], "measured_ms": history[0].latency_ms,
                      "again_ms": history[1].latency_ms if len(history) > 1 else None,
                      "session_spread": history[0].session_spread, "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
-                     "flops": p.flops, "unpredicted": p.unpredicted, "loadavg": (history[0].facts or {}).get("loadavg")})
+                     "flops": p.flops, "unpredicted": p.unpredicted,
+                     "loadavg": (history[0].facts or {}).get("loadavg")})
     if not rows:
         raise SystemExit("no corpus model is measured; run `python -m bench.corpus measure` first")
     sums = profile_sums(reg, device, store, [r["path"] for r in rows])

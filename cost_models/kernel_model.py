@@ -124,7 +124,8 @@ class TreeEnsemble:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form."""
-        return {"init": self.init, "rate": self.rate, "trees": [{k: v.tolist() for k, v in t.items()} for t in self.trees]}
+        trees = [{k: v.tolist() for k, v in t.items()} for t in self.trees]
+        return {"init": self.init, "rate": self.rate, "trees": trees}
 
     @classmethod
     def from_dict(cls, doc: Any) -> TreeEnsemble:
@@ -288,7 +289,8 @@ class KernelPredictor:
         std = (net["scale"] if net else self.scale) * math.sqrt(sum(s * s for s in per_type)) / 1000.0
         if net:
             std = math.hypot(std, net["rmspe"] * total)
-        return Prediction(total, std, self.base_ms, rows, sorted(set(unpredicted)), float(sum(k.flops for k in kernels)))
+        flops = float(sum(k.flops for k in kernels))
+        return Prediction(total, std, self.base_ms, rows, sorted(set(unpredicted)), flops)
 
     def set_network_calibration(self, calibration: dict[str, float]) -> None:
         """Use a whole-network calibration (:func:`fit_network_calibration`) from now on."""

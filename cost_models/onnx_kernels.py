@@ -368,8 +368,9 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
         a = _attrs(node)
         if op in POOLS and len(shape_in) == 4:
             k = int((a.get("kernel_shape") or [1])[0])
-            kernel = Kernel("pool", name, [name], {"c": shape_in[1], "k": k, "stride": int((a.get("strides") or [1])[0]),
-                                                   "hin": shape_in[2], "hout": shape_out[2] if len(shape_out) == 4 else 1,
+            kernel = Kernel("pool", name, [name], {"c": shape_in[1], "k": k,
+                                                   "stride": int((a.get("strides") or [1])[0]), "hin": shape_in[2],
+                                                   "hout": shape_out[2] if len(shape_out) == 4 else 1,
                                                    "max": int(op == "MaxPool"), "nchwc": nb},
                             float(_numel(shape_out) * k * k), op)
         elif op in GLOBAL_POOLS and len(shape_in) == 4:
@@ -446,7 +447,8 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                                                                    else "linear" in str(mode))},
                             float(_numel(shape_out)), op)
         elif op in ("BatchNormalization", "InstanceNormalization", "LRN") and shape_in:
-            kernel = Kernel("norm", name, [name], {"numel": _numel(shape_in), "c": shape_in[1] if len(shape_in) > 1 else 1},
+            channels = shape_in[1] if len(shape_in) > 1 else 1
+            kernel = Kernel("norm", name, [name], {"numel": _numel(shape_in), "c": channels},
                             2.0 * _numel(shape_in), op)
         else:
             numel = max(_numel(shape_in), _numel(shape_out))

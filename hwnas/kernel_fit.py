@@ -109,7 +109,8 @@ def kernel_needs(configs: list[dict[str, Any]], workspace: Path) -> list[sweep.N
     for cfg in configs:
         sig = kernel_sampling.signature(cfg)
         needs.append(sweep.Need(sig, "kernel", SPACE, None, folder / sweep._file_name(sig),
-                                lambda path, cfg=cfg: path if path.is_file() else save(kernel_sampling.model(cfg), path)))
+                                lambda path, cfg=cfg: path if path.is_file()
+                                else save(kernel_sampling.model(cfg), path)))
     return needs
 
 
@@ -248,7 +249,8 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
     calibration = network_calibration(predictor, store, device, registry.workspace)
     if calibration is not None:
         predictor.set_network_calibration(calibration)
-    predictor.manifest["build"] = {"rounds": len(report.rounds), "kernels_measured_total": sum(len(v) for v in rows.values()),
+    predictor.manifest["build"] = {"rounds": len(report.rounds),
+                                   "kernels_measured_total": sum(len(v) for v in rows.values()),
                                    "device_seconds_this_run": report.device_seconds}
     report.model_path = str(kernel_model.save(predictor, predictor_path(registry.workspace, device.name,
                                                                        device.backend)))

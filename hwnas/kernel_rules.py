@@ -30,7 +30,6 @@ LAYOUT_OPS = ("MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Relu", "
               "HardSwish", "Resize", "Transpose")
 ELIDED_CANDIDATES = ("Identity", "Dropout", "Flatten")
 
-Probe = tuple[str, Any]   # (question, model)
 
 
 def _conv_then(c: int, follower: str) -> GraphBuilder:
