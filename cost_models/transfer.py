@@ -154,17 +154,26 @@ class TransferRegressor(BaseEstimator):
         centres = ([(self.prior_mean_, self.mean_scale * self.prior_cov_, False)]
                    + [(w, self.source_scale * self.prior_cov_, False) for w in self.source_coef_]
                    + [(pruned_mean, self.mean_scale * pruned_cov, True)])
-        nll, coefs = zip(*(self._posteriors(phi, y, m, c, p) for m, c, p in centres))
-        nll, coefs = np.concatenate(nll), np.concatenate(coefs)
+        nll, coefs, second = zip(*(self._posteriors(phi, y, m, c, p) for m, c, p in centres))
+        nll, coefs, second = np.concatenate(nll), np.concatenate(coefs), np.concatenate(second)
         weights = np.exp(-(nll - nll.min()))
-        self.coef_ = (weights / weights.sum()) @ coefs
+        weights /= weights.sum()
+        self.coef_ = weights @ coefs
+        self.second_moment_ = np.einsum("g,gde->de", weights, second)
         self.n_samples_ = len(y)
         return self
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predicted latency in ms of each architecture in ``X``."""
+    def predict(self, X: Any, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Predicted latency in ms of each architecture in ``X``; with ``return_std`` also the standard
+        deviation (ms) of the model-averaged predictive distribution (posterior spread of the weights,
+        the disagreement between priors and the fitted relative noise of a measurement)."""
         check_is_fitted(self, "coef_")
-        return arch_features(X) @ self.coef_
+        phi = arch_features(X)
+        mean = phi @ self.coef_
+        if not return_std:
+            return mean
+        var = np.einsum("nd,de,ne->n", phi, self.second_moment_, phi) - mean ** 2
+        return mean, np.sqrt(np.maximum(var, 0.0))
 
     @staticmethod
     def _fit_sources(phi: np.ndarray, prior_Y: Any) -> tuple[np.ndarray, list[int]]:
@@ -190,8 +199,9 @@ class TransferRegressor(BaseEstimator):
         return np.array(coefs), used
 
     def _posteriors(self, phi: np.ndarray, y: np.ndarray, mean: np.ndarray, cov: np.ndarray,
-                    pruned: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Negative log evidence and posterior weights (ms units) of one prior over the grid.
+                    pruned: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Negative log evidence, posterior weights (ms units) and predictive second moment of the
+        weights (ms², measurement noise included) of one prior over the grid.
 
         ``mean`` and ``cov`` are the prior's centre and source-derived covariance (in
         normalised units); ``pruned`` says the prior models a runtime that drops
@@ -220,7 +230,13 @@ class TransferRegressor(BaseEstimator):
         nll = (0.5 * alpha @ resid + np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
                + k * math.log(scale))
         post = mean + np.einsum("gde,ke,gnk->gnd", covs, phi, alpha)      # (G, N, d)
-        return nll.ravel(), scale * post.reshape(-1, d)
+        cp = np.einsum("gde,ke->gdk", covs, phi)                          # (G, d, k)
+        post_cov = covs[:, None] - cp[:, None] @ np.linalg.solve(K, np.swapaxes(cp, -1, -2)[:, None])
+        # a new measurement's relative noise, on the target's mean latency in normalised units
+        rel_noise = noise / (y.mean() / scale) ** 2
+        outer = np.einsum("gnd,gne->gnde", post, post)
+        second = post_cov + (1.0 + rel_noise[None, :, None, None]) * outer
+        return nll.ravel(), scale * post.reshape(-1, d), scale ** 2 * second.reshape(-1, d, d)
 
 
 # ------------------------------------------------------------------------------- CSV

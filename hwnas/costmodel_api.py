@@ -44,7 +44,6 @@ from hwnas.errors import BadInput
 from hwnas.progress import bar
 from hwnas.spaces import Space
 from hwnas.store import Store
-from lut import nasbench201 as nb201_codec
 from lut.atomic import write_text_atomic
 from lut.table import BASELINE, LatencyTable
 
@@ -69,37 +68,29 @@ class CostModel:
         self.manifest = dict(manifest or {})
 
     def encode(self, archs: Sequence[str] | np.ndarray) -> np.ndarray:
-        """The layout encoding (n, 1 + n_slots) of architecture strings or an already encoded array.
+        """The layout encoding (n, 1 + n_slots) of architecture strings, architecture objects (e.g. a
+        tuple of NAS-Bench-201 edge ops), choice codes (:meth:`hwnas.spaces.Space.to_choices`; for
+        ``nasbench201`` the (n, 6) op codes) or an already encoded array.
 
-        For ``nasbench201`` an (n, 6) array of op codes (:func:`lut.nasbench201.encode`) is accepted too.
         Raises BadInput naming a malformed architecture or array.
         """
         width = self.features.layout.n_slots + 1
+        genes = len(self.space.choices())
         if isinstance(archs, np.ndarray):
             if archs.ndim == 2 and archs.dtype.kind in "iu":
                 if archs.shape[1] == width:
                     return archs
-                if self.space.name == "nasbench201" and archs.shape[1] == len(nb201_codec.EDGES):
-                    if archs.size and (archs.min() < 0 or archs.max() >= len(nb201_codec.OPS)):
-                        raise BadInput("nasbench201 op codes must lie in 0..4")
-                    return spaces.nasbench201.lut_codes(archs)
-            raise BadInput(f"{self.space.name}: an encoded batch must be an (n, {width}) int array"
-                           + (" or (n, 6) op codes" if self.space.name == "nasbench201" else "")
-                           + f", got {archs.dtype} of shape {archs.shape}")
-        archs = list(archs)
+                if archs.shape[1] == genes:
+                    try:
+                        return self.space.encode_choices(archs)
+                    except ValueError as exc:
+                        raise BadInput(str(exc)) from None
+            raise BadInput(f"{self.space.name}: an encoded batch must be an (n, {width}) int array or (n, {genes}) "
+                           f"{self.space.choice_label}, got {archs.dtype} of shape {archs.shape}")
         try:
-            return self.space.encode([a if isinstance(a, str) else self._arch_text(a) for a in archs])
-        except (ValueError, KeyError) as exc:
+            return self.space.encode([self.space.arch_text(a) for a in archs])
+        except (TypeError, ValueError, KeyError) as exc:
             raise BadInput(f"{self.space.name}: {exc}") from None
-
-    def _arch_text(self, arch: Any) -> str:
-        """An architecture object (e.g. a tuple of NAS-Bench-201 edge ops, an mbv3 Arch) as its string."""
-        if self.space.name == "nasbench201" and not isinstance(arch, str):
-            try:
-                return nb201_codec.format_arch(arch)
-            except (TypeError, ValueError) as exc:
-                raise BadInput(f"nasbench201: {exc}") from None
-        return str(arch)
 
     def feature_matrix(self, archs: Sequence[str] | np.ndarray) -> np.ndarray:
         """The model features of architectures (BadInput when the LUT lacks a block they use)."""

@@ -108,8 +108,7 @@ def sample_archs(space: Space, num: int, seed: int, resolutions: Sequence[int] |
     """Up to ``num`` architectures sampled with a seeded Generator (same seed, same list); a
     duplicate draw is dropped, not redrawn."""
     rng = np.random.default_rng(seed)
-    kwargs = {"resolutions": list(resolutions or space.default_resolutions)} if space.name == "mbv3" else {}
-    return list(dict.fromkeys(space.sample(num, rng, **kwargs)))
+    return list(dict.fromkeys(space.sample(num, rng, resolutions=list(resolutions or space.default_resolutions))))
 
 
 def check_backend(registry: Registry, devices: Sequence[DeviceConfig], backend: str | None) -> None:

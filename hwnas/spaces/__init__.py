@@ -4,7 +4,16 @@ A space is named (``mbv3``, ``nasbench201``) and implements :class:`Space`.
 Architectures are canonical strings (equal networks, equal strings). Every space
 offers:
 
-* ``sample(n, rng)`` — n architectures from a seeded ``numpy.random.Generator``;
+* ``sample(n, rng, resolutions=None)`` — n architectures from a seeded ``numpy.random.Generator``
+  (optionally only at some input resolutions, for a profiling sweep);
+* ``choices()`` / ``to_choices(archs)`` / ``from_choices(codes)`` — the choice encoding search
+  code works on: one integer gene per decision, gene ``j`` in ``0..choices()[j]-1``. Every
+  architecture has one canonical code (``to_choices``); several codes may decode to the same
+  architecture (e.g. genes of mbv3 blocks a shallow stage does not use);
+* ``mutate(arch, rng)`` / ``crossover(a, b, rng)`` — variation operators on strings, and their
+  vectorised forms ``mutate_choices`` / ``crossover_choices`` on code arrays (what the search runs);
+* ``enumerate()`` — every architecture, for spaces with ``enumerable = True`` (nasbench201);
+* ``arch_text(obj)`` — the string of an architecture object (a tuple of edge ops, a dataclass);
 * ``blocks(arch)`` — the block :class:`~lut.signature.Signature` list the network is made of;
 * ``all_blocks(resolutions)`` — every distinct block the space can use (what a LUT needs);
 * ``encode(archs)`` / ``layout(resolutions)`` — the integer encoding and the
@@ -34,6 +43,10 @@ class Space(ABC):
     name: str
     default_resolutions: tuple[int, ...]
     resolutions: tuple[int, ...]
+    enumerable: bool = False
+    """True when :meth:`enumerate` lists the whole space."""
+    choice_label: str = "choice codes"
+    """What the space calls a row of its choice encoding (in error messages)."""
     kernel_radices: tuple[int, ...] | None = None
     """Set by spaces whose architectures can be enumerated for a kernel table (with
     :meth:`kernel_probes`): an architecture's row is ``codes[:, 1:] @ kernel_radices``."""
@@ -43,8 +56,77 @@ class Space(ABC):
         raise NotImplementedError(f"space {self.name} has no kernel probes")
 
     @abstractmethod
-    def sample(self, n: int, rng: np.random.Generator) -> list[str]:
-        """``n`` architectures drawn uniformly (with replacement) using ``rng``."""
+    def sample(self, n: int, rng: np.random.Generator, resolutions: Sequence[int] | None = None) -> list[str]:
+        """``n`` architectures drawn uniformly (with replacement) using ``rng``, optionally only at
+        the given input ``resolutions`` (ValueError for one the space does not have)."""
+
+    @abstractmethod
+    def choices(self) -> tuple[int, ...]:
+        """The number of options of each decision (gene) of the choice encoding."""
+
+    @abstractmethod
+    def to_choices(self, archs: Sequence[str]) -> np.ndarray:
+        """The canonical ``(n, len(choices()))`` int64 choice codes of architecture strings."""
+
+    @abstractmethod
+    def from_choices(self, codes: np.ndarray) -> list[str]:
+        """The canonical architecture strings of choice codes (ValueError when out of range)."""
+
+    def check_choices(self, codes: np.ndarray) -> np.ndarray:
+        """``codes`` as an int64 ``(n, genes)`` array; ValueError when a gene is out of its range."""
+        counts = np.asarray(self.choices())
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != len(counts) or (codes.size and codes.dtype.kind not in "iu"):
+            raise ValueError(f"{self.name} {self.choice_label} must be an (n, {len(counts)}) int array, "
+                             f"got {codes.dtype} of shape {codes.shape}")
+        codes = codes.astype(np.int64)
+        bad = (codes < 0) | (codes >= counts)
+        if bad.any():
+            row, gene = map(int, np.argwhere(bad)[0])
+            raise ValueError(f"{self.name} {self.choice_label}: gene {gene} of row {row} is {codes[row, gene]}, "
+                             f"must lie in 0..{counts[gene] - 1}")
+        return codes
+
+    def encode_choices(self, codes: np.ndarray) -> np.ndarray:
+        """The layout encoding (:meth:`encode`) of choice codes."""
+        return self.encode(self.from_choices(codes))
+
+    def mutate_choices(self, codes: np.ndarray, rng: np.random.Generator, rate: float | None = None) -> np.ndarray:
+        """Mutants of each row: every gene is redrawn to another option with probability ``rate``
+        (default 1/genes), and at least one gene of every row changes."""
+        counts = np.asarray(self.choices())
+        codes = np.array(codes, dtype=np.int64, copy=True)
+        n, genes = codes.shape
+        free = np.flatnonzero(counts > 1)
+        if n == 0 or free.size == 0:
+            return codes
+        rate = 1.0 / free.size if rate is None else rate
+        flip = np.zeros((n, genes), dtype=bool)
+        flip[:, free] = rng.random((n, free.size)) < rate
+        flip[np.arange(n), free[rng.integers(0, free.size, n)]] = True
+        shift = 1 + (rng.random((n, genes)) * np.maximum(counts - 1, 1)).astype(np.int64)  # never 0: a new option
+        return np.where(flip, (codes + shift) % counts, codes)
+
+    def crossover_choices(self, a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Uniform crossover: each gene of a child comes from ``a`` or ``b`` with equal odds."""
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        return np.where(rng.random(a.shape) < 0.5, a, b)
+
+    def mutate(self, arch: str, rng: np.random.Generator) -> str:
+        """A mutant of ``arch`` (see :meth:`mutate_choices`)."""
+        return self.from_choices(self.mutate_choices(self.to_choices([arch]), rng))[0]
+
+    def crossover(self, a: str, b: str, rng: np.random.Generator) -> str:
+        """A child of ``a`` and ``b`` (see :meth:`crossover_choices`)."""
+        return self.from_choices(self.crossover_choices(self.to_choices([a]), self.to_choices([b]), rng))[0]
+
+    def enumerate(self) -> list[str]:
+        """Every architecture of the space (only when ``enumerable``)."""
+        raise NotImplementedError(f"space {self.name} cannot be enumerated")
+
+    def arch_text(self, arch: object) -> str:
+        """The architecture string of an architecture object (ValueError when it is not one)."""
+        return arch if isinstance(arch, str) else str(arch)
 
     @abstractmethod
     def check(self, arch: str) -> str:

@@ -161,6 +161,37 @@ class MobileNetV3Space(Space):
                                   tuple(int(x) for x in k[i, active]), tuple(int(x) for x in e[i, active]))))
         return archs
 
+    def choices(self) -> tuple[int, ...]:
+        """Width, resolution, the 5 stage depths, then kernel and expand of each of the 20 block slots
+        (genes of slots a stage does not use are ignored: 0 in the canonical code)."""
+        return (len(WIDTHS), len(RESOLUTIONS)) + (len(DEPTHS),) * len(STAGE_BASE) + (
+            len(KERNELS), len(EXPANDS)) * N_SLOTS
+
+    def to_choices(self, archs: Sequence[str]) -> np.ndarray:
+        """The canonical (n, 47) choice codes of architecture strings."""
+        out = np.zeros((len(archs), len(self.choices())), dtype=np.int64)
+        for row, arch in enumerate(archs):
+            a = parse(arch)
+            out[row, 0], out[row, 1] = WIDTHS.index(a.width), RESOLUTIONS.index(a.resolution)
+            out[row, 2:2 + len(STAGE_BASE)] = [DEPTHS.index(d) for d in a.depths]
+            for stage, stage_choices in enumerate(_split(a)):
+                for pos, (kernel, expand) in enumerate(stage_choices):
+                    gene = 2 + len(STAGE_BASE) + 2 * (stage * MAX_DEPTH + pos)
+                    out[row, gene], out[row, gene + 1] = KERNELS.index(kernel), EXPANDS.index(expand)
+        return out
+
+    def from_choices(self, codes: np.ndarray) -> list[str]:
+        """Architecture strings of (n, 47) choice codes."""
+        archs = []
+        for row in self.check_choices(codes).tolist():
+            depths = tuple(DEPTHS[g] for g in row[2:2 + len(STAGE_BASE)])
+            slots = [s * MAX_DEPTH + p for s in range(len(STAGE_BASE)) for p in range(depths[s])]
+            genes = row[2 + len(STAGE_BASE):]
+            archs.append(str(Arch(WIDTHS[row[0]], RESOLUTIONS[row[1]], depths,
+                                  tuple(KERNELS[genes[2 * k]] for k in slots),
+                                  tuple(EXPANDS[genes[2 * k + 1]] for k in slots))))
+        return archs
+
     def blocks(self, arch: str) -> list[Signature]:
         """The OFA-keyed blocks of ``arch``: stem, first block, stage blocks, head."""
         a = parse(arch)

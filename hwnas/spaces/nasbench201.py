@@ -16,6 +16,8 @@ carries both its ops and its number of additions: a prediction is 3 gathers.
 """
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +36,15 @@ CLASSES = 10
 RESOLUTION = 32
 N_CODES = len(codec.OPS) ** 3
 _INCOMING = [[e for e, (_, dst) in enumerate(codec.EDGES) if dst == j] for j in (1, 2, 3)]
+_RADICES = len(codec.OPS) ** np.arange(len(codec.EDGES) - 1, -1, -1)
+
+
+@functools.cache
+def _all_strings() -> tuple[str, ...]:
+    """Every architecture string, indexed by its op codes read as a base-5 number (enumeration order)."""
+    groups = [["|" + "|".join(f"{op}~{codec.EDGES[e][0]}" for e, op in zip(edges, ops)) + "|"
+               for ops in itertools.product(codec.OPS, repeat=len(edges))] for edges in _INCOMING]
+    return tuple(f"{a}+{b}+{c}" for a, b, c in itertools.product(*groups))
 
 
 def op_block(op: str, stage: int) -> Signature:
@@ -73,19 +84,55 @@ class NasBench201Space(Space):
     name = "nasbench201"
     default_resolutions = (RESOLUTION,)
     resolutions = (RESOLUTION,)
+    enumerable = True
+    choice_label = "op codes"
 
     def check(self, arch: str) -> str:
         """The standard string of ``arch``."""
         return codec.format_arch(codec.parse_arch(arch))
 
-    def sample(self, n: int, rng: np.random.Generator) -> list[str]:
-        """``n`` uniform architectures (degenerate ones included)."""
-        codes = rng.integers(0, len(codec.OPS), (n, len(codec.EDGES)))
-        return [codec.format_arch([codec.OPS[c] for c in row]) for row in codes]
+    def sample(self, n: int, rng: np.random.Generator, resolutions: Sequence[int] | None = None) -> list[str]:
+        """``n`` uniform architectures (degenerate ones included); the resolution is fixed at 32."""
+        self._check_resolutions(resolutions)
+        return self.from_choices(rng.integers(0, len(codec.OPS), (n, len(codec.EDGES))))
+
+    @staticmethod
+    def _check_resolutions(resolutions: Sequence[int] | None) -> None:
+        if resolutions and set(resolutions) != {RESOLUTION}:
+            raise ValueError(f"nasbench201 has a fixed input resolution of {RESOLUTION}")
+
+    def choices(self) -> tuple[int, ...]:
+        """Six genes, one per cell edge in string order, each an op code of :data:`lut.nasbench201.OPS`."""
+        return (len(codec.OPS),) * len(codec.EDGES)
+
+    def to_choices(self, archs: Sequence[str]) -> np.ndarray:
+        """The (n, 6) op codes (:func:`lut.nasbench201.encode`)."""
+        return codec.encode(archs).astype(np.int64)
+
+    def from_choices(self, codes: np.ndarray) -> list[str]:
+        """Architecture strings of (n, 6) op codes."""
+        strings = _all_strings()
+        return [strings[i] for i in (self.check_choices(codes) @ _RADICES).tolist()]
+
+    def check_choices(self, codes: np.ndarray) -> np.ndarray:
+        """(n, 6) op codes as int64; ValueError "nasbench201 op codes must lie in 0..4" otherwise."""
+        codes = np.asarray(codes)
+        if codes.ndim == 2 and codes.shape[1] == len(codec.EDGES) and codes.size and codes.dtype.kind in "iu" \
+                and (codes.min() < 0 or codes.max() >= len(codec.OPS)):
+            raise ValueError(f"nasbench201 op codes must lie in 0..{len(codec.OPS) - 1}")
+        return super().check_choices(codes)
+
+    def encode_choices(self, codes: np.ndarray) -> np.ndarray:
+        """(n, 4) LUT codes of (n, 6) op codes, vectorised (:func:`lut_codes`)."""
+        return lut_codes(self.check_choices(codes))
+
+    def arch_text(self, arch: object) -> str:
+        """The string of an architecture string or a sequence of 6 edge op names."""
+        return arch if isinstance(arch, str) else codec.format_arch(arch)
 
     def enumerate(self) -> list[str]:
         """All 15,625 architectures (order of :func:`lut.nasbench201.all_archs`)."""
-        return [codec.format_arch(ops) for ops in codec.all_archs()]
+        return list(_all_strings())
 
     def blocks(self, arch: str) -> list[Signature]:
         """The network's blocks in execution order (cells expanded, Adds included)."""
@@ -102,8 +149,7 @@ class NasBench201Space(Space):
 
     def all_blocks(self, resolutions: Sequence[int] | None = None) -> list[Signature]:
         """The 19 distinct blocks of the space (resolution is fixed at 32)."""
-        if resolutions and set(resolutions) != {RESOLUTION}:
-            raise ValueError(f"nasbench201 has a fixed input resolution of {RESOLUTION}")
+        self._check_resolutions(resolutions)
         ops = [op for op in codec.OPS if op != "none"] + ["Add"]
         return fixed_blocks() + [op_block(op, s) for s in range(3) for op in ops]
 

@@ -25,7 +25,8 @@ class LocalTransport(Transport):
         package_root = str(Path(device_agents.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "device_agents", "--workdir", str(self.workdir)],
+            [os.path.expanduser(self.device.transport.python or sys.executable), "-m", "device_agents",
+             "--workdir", str(self.workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, start_new_session=True,
         )
