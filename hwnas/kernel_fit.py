@@ -14,6 +14,9 @@ The steps of ``hwnas costmodel fit --device NAME --onnx-kernels``, each resumabl
 4. **refine** — more samples next to the configurations with the worst validation
    error, in the types whose error is worst, until a round no longer improves the
    error by :data:`MIN_GAIN` (or ``rounds`` are done).
+5. **calibrate** — :data:`CALIBRATION_NETS` networks of hwnas's mbv3 search space (never
+   an evaluation model) are measured, and the sum of kernel predictions is calibrated to
+   their latency (:func:`network_calibration`).
 
 Training target of a kernel: the time the device's profiler reports for it in its sample
 (layout reorders apart: they are a kernel type of their own, learned from the same
