@@ -213,11 +213,12 @@ class Agent:
         self._pin(settings)
         from device_agents import ort_runner
         try:
-            return ort_runner.profile(str(path), settings, int(req.get("runs", 10)))
+            result = ort_runner.profile(str(path), settings, int(req.get("runs", 10)))
         except runners.Unavailable as exc:
             raise RequestFailed("unsupported", f"onnxruntime: {exc}") from None
         except Exception as exc:
             raise RequestFailed("runtime", f"onnxruntime profiling failed: {exc}") from None
+        return protocol.validate_profile(result)
 
     def handle(self, line: bytes) -> tuple[dict[str, Any], bool]:
         """Process one frame; returns (reply, keep_running)."""

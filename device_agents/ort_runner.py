@@ -160,6 +160,15 @@ def runner(path: str, settings: dict[str, Any],
     return run, facts
 
 
+def _shapes(typed: Any) -> list[list[int]]:
+    """The profiler's ``[{"float": [1, 16, 28, 28]}, ...]`` as plain shapes (``[]`` for a scalar)."""
+    shapes = []
+    for entry in typed or []:
+        dims = next(iter(entry.values()), []) if isinstance(entry, dict) else []
+        shapes.append([int(d) for d in dims])
+    return shapes
+
+
 def node_providers(session: Any, path: str, settings: dict[str, Any]) -> tuple[dict[str, int], str]:
     """Nodes per execution provider in a session, and where that was read: the session's own node
     assignment (onnxruntime >= 1.23, recorded at session creation) or else one profiled run."""
@@ -199,7 +208,10 @@ def placement(session: Any, path: str, settings: dict[str, Any]) -> dict[str, An
 
 
 def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:
-    """Per-node times from ONNX Runtime's profiler, median over ``runs`` runs after one warm-up."""
+    """Per-node times from ONNX Runtime's profiler, median over ``runs`` runs after one warm-up.
+
+    Each node is a kernel the runtime really ran (after its graph optimisations and fusions):
+    name, op type, provider, execution ``index`` (order of first run), input and output shapes."""
     with tempfile.TemporaryDirectory() as tmp:
         session = open_session(path, settings, profile_dir=tmp)
         feeds = make_inputs(session, int(settings.get("seed", 0)), settings.get("input_shapes"))
@@ -215,7 +227,10 @@ def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:
         args = event.get("args", {})
         name = event["name"][: -len("_kernel_time")]
         entry = per_node.setdefault(name, {"name": name, "op_type": args.get("op_name", ""),
-                                           "provider": args.get("provider", ""), "samples_us": []})
+                                           "provider": args.get("provider", ""), "index": len(per_node),
+                                           "input_shapes": _shapes(args.get("input_type_shape")),
+                                           "output_shapes": _shapes(args.get("output_type_shape")),
+                                           "samples_us": []})
         entry["samples_us"].append(float(event.get("dur", 0)))
     nodes = []
     for entry in per_node.values():
