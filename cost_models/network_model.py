@@ -10,7 +10,10 @@ the block LUT sum — and its target the measured network latency (ms):
    kernel counts (names starting with ``additive_prefix``, see
    :mod:`cost_models.kernels`), a ridge regression of the latency on the LUT sum
    and those counts: a cost per kernel, since latency adds up over the kernels a
-   runtime runs after fusion;
+   runtime runs after fusion. The kernel base needs more training networks than it has
+   coefficients (with fewer it is underdetermined, and its signed per-kernel costs
+   extrapolate to zero or negative latencies), so below that the calibrated LUT sum is
+   the base; and a row whose kernel base is not positive gets the calibrated LUT sum;
 2. the residual ``log(measured / base)`` is regressed on the standardised
    features with ridge regression (penalty chosen by leave-one-out CV), so
    ``prediction = base * exp(z @ coef + intercept)``;
@@ -67,12 +70,13 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
             raise ValueError(f"X has {X.shape[1]} columns but feature_names lists {len(names)}")
         a, b = self._calibrate(X[:, 0], y)
         additive = [0] + [i for i, n in enumerate(names) if i and n.startswith(self.additive_prefix)]
-        if len(additive) > 1:
+        if len(additive) > 1 and len(y) > len(additive):
             base_fit = RidgeCV(alphas=list(self.alphas)).fit(X[:, additive], y)
             base_coef, base_intercept = np.asarray(base_fit.coef_, dtype=float), float(base_fit.intercept_)
         else:
+            additive = [0]
             base_coef, base_intercept = np.array([a]), b
-        base = np.maximum(X[:, additive] @ base_coef + base_intercept, _MIN_BASE_MS)
+        base = self._additive_base(X, additive, base_coef, base_intercept, a, b)
         target = np.log(y / base)
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale < 1e-12] = 1.0
@@ -120,6 +124,14 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
     def _base(lut_sum: np.ndarray, a: float, b: float) -> np.ndarray:
         return lut_sum * a + b
 
+    @classmethod
+    def _additive_base(cls, X: np.ndarray, additive: Sequence[int], coef: np.ndarray, intercept: float,
+                       a: float, b: float) -> np.ndarray:
+        """The first stage: the additive base, or the calibrated LUT sum where that is not positive."""
+        base = X[:, list(additive)] @ coef + intercept
+        fallback = np.maximum(cls._base(X[:, 0], a, b), _MIN_BASE_MS)
+        return np.where(base > _MIN_BASE_MS, base, fallback)
+
     # -- prediction ----------------------------------------------------------------------------------------------
 
     def _check_fitted(self) -> None:
@@ -145,7 +157,7 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have shape (n, {self.n_features_in_}) (the fitted feature schema), "
                              f"got {X.shape}")
-        base = np.maximum(X[:, self.additive_] @ self.base_coef_ + self.base_intercept_, _MIN_BASE_MS)
+        base = self._additive_base(X, self.additive_, self.base_coef_, self.base_intercept_, *self.calibration_)
         Z = (X - self.mean_) / self.scale_
         pred = base * np.exp(Z @ self.coef_ + self.intercept_)
         if not return_std:

@@ -22,3 +22,15 @@ def netns_ok():
     reason = sshd_harness.sshd_missing() or sshd_harness.netns_missing()
     if reason:
         pytest.skip(reason)
+
+
+SLOW_TIMEOUT_S = 900
+"""Per-test timeout of tests marked ``slow`` (the default for the rest is pyproject's ``timeout``)."""
+
+
+def pytest_collection_modifyitems(items):
+    """Give ``slow`` tests (TVM tuning, fault injection) a longer timeout unless they set their own:
+    on a loaded machine they legitimately take several minutes, and a hang still fails."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT_S))

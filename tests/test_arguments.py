@@ -42,3 +42,21 @@ def test_the_fleet_never_starts_two_agents_on_one_device(tmp_path):
     reg = config.load(local_config(tmp_path))
     with pytest.raises(ValueError, match="never two agents on one device"):
         fleet.run(reg, [reg.device("local")] * 2, lambda device, client: None)
+
+
+def test_a_closed_stdout_is_not_a_traceback(tmp_path):
+    """`hwnas ... --json | head`: the reader goes away before we print; exit 0, nothing on stderr."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = str(local_config(tmp_path))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "hwnas.cli", "devices", "list", "--json", "--config", cfg],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -142,3 +142,21 @@ def test_round_trip_property(tmp_path_factory, seed, n_bootstrap):
     loaded, _, _, _ = persistence.load(_save(tmp_path_factory.mktemp("rt"), model, fmap))
     assert loaded.get_params() == model.get_params()
     assert np.array_equal(loaded.predict(X, return_std=True)[1], model.predict(X, return_std=True)[1])
+
+
+def test_kernel_base_never_predicts_a_free_network():
+    """Signed per-kernel costs extrapolate below zero; such rows (and models fitted on fewer networks
+    than kernel coefficients) fall back to the calibrated LUT sum instead of a ~0 ms prediction."""
+    rng = np.random.default_rng(0)
+    names = ["lut_sum", "kernel_a", "kernel_b"]
+    lut = rng.uniform(1.0, 2.0, 40)
+    a_count = rng.integers(0, 4, 40)
+    X = np.column_stack([lut, a_count, rng.integers(0, 3, 40)]).astype(float)
+    y = lut * (1.5 - 0.3 * a_count / 3)                    # kernel_a "saves" time: a negative cost
+    model = NetworkCostModel(feature_names=names).fit(X, y)
+    assert model.base_coef_[1] < 0
+    far = np.array([[1.5, 40.0, 0.0]])                     # far outside the training counts
+    assert (far[:, [0, 1, 2]] @ model.base_coef_ + model.base_intercept_)[0] <= 0
+    assert model.predict(far)[0] > 0.1 * model.calibrated_lut(far)[0]
+    few = NetworkCostModel(feature_names=names).fit(X[:3], y[:3])
+    assert few.additive_ == [0] and (few.predict(X) > 0.1).all()

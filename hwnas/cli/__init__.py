@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from hwnas.errors import NO_SPACE, HwnasError
 
 log = logging.getLogger("hwnas")
 
-_GROUPS = ("devices", "measure", "profile", "lut", "predict", "costmodel", "demo")
+_GROUPS = ("devices", "measure", "profile", "lut", "predict", "costmodel", "search", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("hwnas: error")
         print(f"hwnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # stdout closed early (`hwnas ... --json | head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
     except OSError as exc:  # a full disk anywhere we write (ONNX cache, outputs): exit 1, one sentence
         if exc.errno not in NO_SPACE:
             raise

@@ -132,29 +132,13 @@ def _spaces(args: argparse.Namespace, st, device) -> list[str]:
     return found
 
 
-def _fit_and_save(reg, device, st, space_name: str, seed: int = 0, quiet: bool = False) -> dict:
-    from cost_models.metrics import summary
-    from hwnas import costmodel_api as api
-    from hwnas import spaces
-
-    space = spaces.get(space_name)
-    features, table, nets = api.training_set(st, device.name, device.backend, space, quiet)
-    cm = api.fit(space, features, nets.archs, nets.latency_ms, seed=seed)
-    path = api.save(cm, api.model_path(reg.workspace, device.name, device.backend, space.name), table,
-                    nets.archs, nets.latency_ms, device=device.name, backend=device.backend, kind=device.kind,
-                    runtime_version=table.meta.get("runtime_version"))
-    fitted = summary(nets.latency_ms, cm.predict(nets.archs))
-    return {"device": device.name, "backend": device.backend, "space": space.name, "path": str(path),
-            "n_train": len(nets.archs), "skipped_not_in_lut": nets.skipped, "alpha": cm.model.alpha_,
-            "calibration": {"a": float(cm.model.calibration_[0]), "b_ms": float(cm.model.calibration_[1])},
-            "training_sha256": cm.manifest["training_sha256"], "fit_within_10": fitted["within_10"],
-            "fit_rmspe": fitted["rmspe"]}
-
-
 def run_fit(args: argparse.Namespace) -> int:
     """Fit and save one model per space; BadInput names the profile command when data is missing."""
+    from hwnas import refine, spaces
+
     reg, device, st = _context(args)
-    results = [_fit_and_save(reg, device, st, name, quiet=args.json) for name in _spaces(args, st, device)]
+    results = [refine.fit_and_save(reg, device, st, spaces.get(name), quiet=args.json)
+               for name in _spaces(args, st, device)]
     if args.json:
         print_json(results)
     else:
@@ -218,13 +202,10 @@ def _refine_space(args: argparse.Namespace, reg, device) -> str:
 
 
 def run_refine(args: argparse.Namespace) -> int:
-    """Fit, measure the least certain candidates on the device, refit and save."""
+    """Measure the least certain candidates on the device, refit and save (:func:`hwnas.refine.refine`)."""
     import numpy as np
 
-    from cost_models.metrics import summary
-    from hwnas import costmodel_api as api
-    from hwnas import spaces, sweep
-    from hwnas.cli.common import run_id
+    from hwnas import refine, spaces
     from hwnas.cli.common import sessions as checked_sessions
 
     checked_sessions(args.sessions)
@@ -235,39 +216,23 @@ def run_refine(args: argparse.Namespace) -> int:
     bad = [r for r in args.resolution or [] if r not in space.resolutions]
     if bad:
         raise BadInput(f"--resolution {bad[0]} is not a resolution of space {space.name}")
-    features, _, nets = api.training_set(st, device.name, device.backend, space, args.json)
-    cm = api.fit(space, features, nets.archs, nets.latency_ms, seed=args.seed)
-    measured = set(nets.archs)
-    pool = [a for a in sweep.sample_archs(space, args.pool, args.seed, args.resolution) if a not in measured]
-    pool = [a for a, ok in zip(pool, features.covered(space.encode(pool))) if ok] if pool else []
-    chosen = api.least_certain(cm, pool, args.budget)
-    if not chosen:
-        raise BadInput(f"no unmeasured {space.name} candidates the LUT covers in a pool of {args.pool}; "
-                       "raise --pool or profile the blocks of other resolutions")
-    needs = sweep.network_needs(space, [a for a, _, _ in chosen], reg.workspace)
-    reports = sweep.run(reg, [device], st, needs, run_id(), "networks", space.name, sessions=args.sessions,
-                        quiet=args.json, seed=args.seed)
-    code = max((r.exit_code for r in reports), default=0)
-    rows = []
-    for arch, pred, std in chosen:
-        m = st.latest(device.name, device.backend, sweep.network_signature(space.name, arch))
-        rows.append({"arch": arch, "predicted_ms": pred, "std_ms": std,
-                     "measured_ms": m.latency_ms if m else None})
-    done = [r for r in rows if r["measured_ms"]]
-    before = (summary([r["measured_ms"] for r in done], [r["predicted_ms"] for r in done]) if done else None)
-    result = {"device": device.name, "space": space.name, "budget": args.budget, "pool": len(pool),
-              "measured": len(done), "error": next((r.error for r in reports if r.error), None),
-              "chosen": rows, "prediction_before_refit": before}
-    if done:
-        result["refit"] = _fit_and_save(reg, device, st, space.name, seed=args.seed, quiet=args.json)
+    chosen = refine.least_certain(reg, device, st, space, args.budget, args.pool, args.seed, args.resolution,
+                                  quiet=args.json)
+    done = refine.refine(reg, device, st, space, chosen, sessions=args.sessions, seed=args.seed, quiet=args.json)
+    result = {"device": device.name, "space": space.name, "budget": args.budget, "pool": args.pool,
+              "measured": done.measured, "error": done.error, "chosen": done.chosen,
+              "prediction_before_refit": done.prediction_before_refit}
+    if done.refit:
+        result["refit"] = done.refit
     if args.json:
         print_json(result)
     else:
-        spread = np.median([r["std_ms"] / r["predicted_ms"] for r in rows])
-        print(f"{space.name}: measured {len(done)} of the {args.budget} least certain of {len(pool)} candidates "
-              f"(median relative std {spread:.1%})")
+        spread = np.median([r["std_ms"] / r["predicted_ms"] for r in done.chosen])
+        print(f"{space.name}: measured {done.measured} of the {args.budget} least certain of {args.pool} "
+              f"candidates (median relative std {spread:.1%})")
+        before = done.prediction_before_refit
         if before:
             print(f"  model before refit on them: ±10% {before['within_10']:.0%}, RMSPE {before['rmspe']:.1%}")
-        if done:
-            print(f"  refitted on {result['refit']['n_train']} networks -> {result['refit']['path']}")
-    return code
+        if done.refit:
+            print(f"  refitted on {done.refit['n_train']} networks -> {done.refit['path']}")
+    return done.exit_code
