@@ -213,7 +213,7 @@ def test_search_against_tables_only_draws_from_their_architectures():
     assert any("no new architecture" in n for n in result.notes)
 
 
-def test_exact_whole_space_table_is_screened_whole_deterministically(latencies):
+def test_tied_whole_space_table_is_screened_whole_deterministically(latencies):
     """An exact table of all 15,625 architectures with whole-millisecond ties: NSGA-II screens the
     whole space each generation (and not with an uncertain model), spends exactly its budget and
     repeats bit for bit; the surrogate's quadratic-form prediction equals its design matrix's."""
@@ -223,8 +223,8 @@ def test_exact_whole_space_table_is_screened_whole_deterministically(latencies):
     archs = NB201.enumerate()
     codes = codec.encode(archs).astype(int)
     table = TableLatency({a: float(1 + (c > 1).sum()) for a, c in zip(archs, codes)}, NB201, "ties")
-    assert len(Problem(NB201, CachedAccuracy(OpAccuracy()), {"ties": table}).exact_universe()) == len(archs)
-    assert Problem(NB201, CachedAccuracy(OpAccuracy()), latencies).exact_universe() is None
+    assert len(Problem(NB201, CachedAccuracy(OpAccuracy()), {"ties": table}).tied_universe()) == len(archs)
+    assert Problem(NB201, CachedAccuracy(OpAccuracy()), latencies).tied_universe() is None
     runs = [run_search(NB201, OpAccuracy(), {"ties": table}, algorithm="nsga2", evaluations=150,
                        budgets_ms=(3.0,), seed=3) for _ in range(2)]
     assert runs[0].evaluations == 150 and len(runs[0].archive) == 150
