@@ -184,7 +184,7 @@ class Agent:
 
     def _reference(self, settings: dict[str, Any]) -> timing.ReferenceKernel:
         """The drift probe for a measurement: the host's ``probe_model`` run by ONNX Runtime when
-        both are here (one session per agent, same threads), else the numpy matmul."""
+        both are here and it loads (one session per agent, same threads), else the numpy matmul."""
         sha = settings.get("probe_model")
         if not sha:
             return self.reference
@@ -196,8 +196,12 @@ class Agent:
                 path, fmt = self._find_model(sha)
                 if fmt != "onnx":
                     raise RequestFailed("protocol", "settings.probe_model must name an ONNX model")
-                run, _ = ort_runner.runner(str(path), {"threads": settings.get("threads", 1)})
-                self.probes[sha] = timing.ReferenceKernel(run, timing.probe_name(sha), calls=10)
+                try:
+                    run, _ = ort_runner.runner(str(path), {"threads": settings.get("threads", 1)})
+                except Exception:  # e.g. an older onnxruntime that cannot read the probe's IR version
+                    self.probes[sha] = self.reference
+                else:
+                    self.probes[sha] = timing.ReferenceKernel(run, timing.probe_name(sha), calls=10)
         return self.probes[sha]
 
     def profile(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -209,11 +213,12 @@ class Agent:
         self._pin(settings)
         from device_agents import ort_runner
         try:
-            return ort_runner.profile(str(path), settings, int(req.get("runs", 10)))
+            result = ort_runner.profile(str(path), settings, int(req.get("runs", 10)))
         except runners.Unavailable as exc:
             raise RequestFailed("unsupported", f"onnxruntime: {exc}") from None
         except Exception as exc:
             raise RequestFailed("runtime", f"onnxruntime profiling failed: {exc}") from None
+        return protocol.validate_profile(result)
 
     def handle(self, line: bytes) -> tuple[dict[str, Any], bool]:
         """Process one frame; returns (reply, keep_running)."""

@@ -25,6 +25,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_X86_MARKERS = ("GenuineIntel", "AuthenticAMD", " sse2 ")
+
+
+def emulated() -> bool:
+    """True when this CPU architecture is emulated (qemu-user through binfmt_misc): the process
+    runs as non-x86 code while the kernel's /proc/cpuinfo describes an x86 host CPU."""
+    if platform.machine().lower() in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    info = _read("/proc/cpuinfo") or ""
+    return any(marker in info for marker in _X86_MARKERS)
+
+
 def governors() -> dict[str, str]:
     """cpufreq governor per CPU where the kernel exposes it (empty on most VMs)."""
     result = {}
@@ -53,6 +65,7 @@ def collect(runtimes: dict[str, str | None], providers: list[str], agent: str) -
     return {
         "hostname": platform.node(),
         "machine": platform.machine(),
+        "emulated": emulated(),
         "system": f"{platform.system()} {platform.release()}",
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

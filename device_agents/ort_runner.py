@@ -129,6 +129,7 @@ def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = 
     if profile_dir is not None:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(profile_dir, "ort")
+    opts.add_session_config_entry("session.record_ep_graph_assignment_info", "1")  # read by placement()
     specs = provider_specs(settings)
     have = ort.get_available_providers()
     missing = [name for name, _ in specs if name not in have]
@@ -138,8 +139,10 @@ def open_session(path: str, settings: dict[str, Any], profile_dir: str | None = 
     return ort.InferenceSession(path, sess_options=opts, providers=[(n, o) for n, o in specs])
 
 
-def runner(path: str, settings: dict[str, Any]) -> tuple[Callable[[], Any], dict[str, Any]]:
-    """A zero-argument callable running the model once, and facts about the session."""
+def runner(path: str, settings: dict[str, Any],
+           with_placement: bool = False) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """A zero-argument callable running the model once, and facts about the session (with
+    ``with_placement``: where its nodes run, see :func:`placement`)."""
     session = open_session(path, settings)
     shapes, warnings = input_shapes(session, settings.get("input_shapes"))
     feeds = make_inputs(session, int(settings.get("seed", 0)), shapes)
@@ -150,43 +153,65 @@ def runner(path: str, settings: dict[str, Any]) -> tuple[Callable[[], Any], dict
     facts: dict[str, Any] = {"providers": session.get_providers(), "input_shapes": shapes}
     if warnings:
         facts["warnings"] = warnings
+    if with_placement:
+        where = placement(session, path, settings)
+        facts["warnings"] = facts.get("warnings", []) + where.pop("warnings", [])
+        facts.update(where)
     return run, facts
 
 
-_PLACEMENTS: dict[str, dict[str, Any]] = {}
+def _shapes(typed: Any) -> list[list[int]]:
+    """The profiler's ``[{"float": [1, 16, 28, 28]}, ...]`` as plain shapes (``[]`` for a scalar)."""
+    shapes = []
+    for entry in typed or []:
+        dims = next(iter(entry.values()), []) if isinstance(entry, dict) else []
+        shapes.append([int(d) for d in dims])
+    return shapes
 
 
-def placement(path: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """Where the model's nodes run with these providers: nodes per provider (``placement``), per
-    compute unit (``compute_units``, e.g. ``NPU 843, CPU 2``), from one profiled run (cached per
-    model and provider list). CPU fallback under a non-CPU first provider is a notice, or a
-    warning (result invalid) with ``require_all_nodes``."""
+def node_providers(session: Any, path: str, settings: dict[str, Any]) -> tuple[dict[str, int], str]:
+    """Nodes per execution provider in a session, and where that was read: the session's own node
+    assignment (onnxruntime >= 1.23, recorded at session creation) or else one profiled run."""
+    counts: dict[str, int] = {}
+    if hasattr(session, "get_provider_graph_assignment_info"):
+        try:
+            for subgraph in session.get_provider_graph_assignment_info():
+                counts[subgraph.ep_name] = counts.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
+            return counts, "session node assignment"
+        except Exception:  # not recorded (an older build): fall back to the profiler
+            counts.clear()
+    for node in profile(path, {**settings, "threads": 1}, runs=0)["nodes"]:
+        counts[node["provider"]] = counts.get(node["provider"], 0) + 1
+    return counts, "profiler"
+
+
+def placement(session: Any, path: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Where the model's nodes run: nodes per provider (``placement``), per compute unit
+    (``compute_units``; ``compute_summary`` e.g. ``NPU 843, CPU 2``). CPU fallback under a non-CPU
+    first provider is a notice, or a warning (the result invalid) with ``require_all_nodes``."""
     specs = provider_specs(settings)
-    key = json.dumps([path, specs])
-    if key not in _PLACEMENTS:
-        nodes = profile(path, {**settings, "threads": 1}, runs=0)["nodes"]
-        per_provider: dict[str, int] = {}
-        for node in nodes:
-            per_provider[node["provider"]] = per_provider.get(node["provider"], 0) + 1
-        options = dict(specs)
-        units: dict[str, int] = {}
-        for name, count in sorted(per_provider.items(), key=lambda kv: -kv[1]):
-            unit = compute_unit(name, options.get(name))
-            units[unit] = units.get(unit, 0) + count
-        _PLACEMENTS[key] = {"placement": per_provider, "compute_units": units,
-                            "compute_summary": ", ".join(f"{u} {n}" for u, n in units.items())}
-    facts = {k: dict(v) if isinstance(v, dict) else v for k, v in _PLACEMENTS[key].items()}
+    per_provider, source = node_providers(session, path, settings)
+    options = dict(specs)
+    units: dict[str, int] = {}
+    for name, count in sorted(per_provider.items(), key=lambda kv: -kv[1]):
+        unit = compute_unit(name, options.get(name))
+        units[unit] = units.get(unit, 0) + count
+    facts: dict[str, Any] = {"placement": per_provider, "placement_source": source, "compute_units": units,
+                             "compute_summary": ", ".join(f"{u} {n}" for u, n in units.items())}
     first_name, first_options = specs[0]
-    on_cpu = facts["placement"].get("CPUExecutionProvider", 0)
+    on_cpu = per_provider.get("CPUExecutionProvider", 0)
     if compute_unit(first_name, first_options) != "CPU" and on_cpu:
-        total = sum(facts["placement"].values())
-        message = f"{on_cpu} of {total} nodes fell back to CPUExecutionProvider (asked for {first_name} first)"
+        message = (f"{on_cpu} of {sum(per_provider.values())} nodes fell back to CPUExecutionProvider "
+                   f"(asked for {first_name} first)")
         facts["warnings" if settings.get("require_all_nodes") else "notices"] = [message]
     return facts
 
 
 def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:
-    """Per-node times from ONNX Runtime's profiler, median over ``runs`` runs after one warm-up."""
+    """Per-node times from ONNX Runtime's profiler, median over ``runs`` runs after one warm-up.
+
+    Each node is a kernel the runtime really ran (after its graph optimisations and fusions):
+    name, op type, provider, execution ``index`` (order of first run), input and output shapes."""
     with tempfile.TemporaryDirectory() as tmp:
         session = open_session(path, settings, profile_dir=tmp)
         feeds = make_inputs(session, int(settings.get("seed", 0)), settings.get("input_shapes"))
@@ -202,7 +227,10 @@ def profile(path: str, settings: dict[str, Any], runs: int) -> dict[str, Any]:
         args = event.get("args", {})
         name = event["name"][: -len("_kernel_time")]
         entry = per_node.setdefault(name, {"name": name, "op_type": args.get("op_name", ""),
-                                           "provider": args.get("provider", ""), "samples_us": []})
+                                           "provider": args.get("provider", ""), "index": len(per_node),
+                                           "input_shapes": _shapes(args.get("input_type_shape")),
+                                           "output_shapes": _shapes(args.get("output_type_shape")),
+                                           "samples_us": []})
         entry["samples_us"].append(float(event.get("dur", 0)))
     nodes = []
     for entry in per_node.values():

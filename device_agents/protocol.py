@@ -23,7 +23,9 @@ Requests (fields beyond ``id``/``op``; ``?`` marks optional ones):
                                                        runner's facts (``device_agents.runners``)
               inputs?:list, reference?:str             (tvm: input specs [{name, shape, dtype}]; sha256
                                                        of the loaded ONNX model outputs are checked against)
-    profile   model:str, runs?:int, settings?:obj      {nodes: [{name, op_type, provider, dur_us}]}
+    profile   model:str, runs?:int, settings?:obj      {nodes: [{name, op_type, provider, dur_us, runs,
+                                                       index, input_shapes, output_shapes}], providers}
+                                                       (the kernels the runtime ran, see ``validate_profile``)
     bye       -                                        {} then the agent exits
 
 ``settings.input_shapes`` (``{input name: [dim, ...]}``, positive ints) fixes the
@@ -182,6 +184,33 @@ def validate_reply(message: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(error, dict) or error.get("type") not in ERROR_TYPES:
             raise ProtocolError("failed reply needs 'error' with a known 'type'")
     return message
+
+
+PROFILE_NODE: dict[str, type | tuple[type, ...]] = {
+    "name": str, "op_type": str, "provider": str, "dur_us": (int, float), "runs": int, "index": int,
+    "input_shapes": list, "output_shapes": list,
+}
+"""Fields of one node of a ``profile`` result, with their types."""
+
+
+def validate_profile(result: dict[str, Any]) -> dict[str, Any]:
+    """Check a ``profile`` result (both ends call it); returns it or raises ProtocolError."""
+    nodes = result.get("nodes")
+    if not isinstance(nodes, list):
+        raise ProtocolError("profile result needs a list 'nodes'")
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict):
+            raise ProtocolError(f"profile.nodes[{i}] must be an object")
+        for name, kind in PROFILE_NODE.items():
+            if name not in node:
+                raise ProtocolError(f"profile.nodes[{i}]: missing field {name!r}")
+            _check_type(f"profile.nodes[{i}].{name}", node[name], kind)
+        for key in ("input_shapes", "output_shapes"):
+            for shape in node[key]:
+                if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool)
+                                                          for d in shape):
+                    raise ProtocolError(f"profile.nodes[{i}].{key} must be lists of integers")
+    return result
 
 
 def ok(rid: int | None, result: dict[str, Any]) -> dict[str, Any]:

@@ -115,8 +115,13 @@ class AgentClient:
         return self.request("measure", model=sha, backend=backend, settings=settings, **fields)
 
     def profile(self, sha: str, settings: dict[str, Any], runs: int = 10) -> dict[str, Any]:
-        """Per-node times of a loaded ONNX model."""
-        return self.request("profile", model=sha, runs=runs, settings=settings)
+        """Per-node times, shapes and execution order of the kernels the device's runtime ran for
+        a loaded ONNX model (validated: a malformed result raises AgentProtocolError)."""
+        result = self.request("profile", model=sha, runs=runs, settings=settings)
+        try:
+            return protocol.validate_profile(result)
+        except protocol.ProtocolError as exc:
+            raise AgentProtocolError(f"agent sent a malformed profile: {exc}") from None
 
     def abort(self) -> None:
         """Kill the agent process now, without ``bye`` (safe to call from another thread)."""

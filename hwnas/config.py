@@ -41,9 +41,11 @@ class _Strict(BaseModel):
 
 
 class LocalTransportConfig(_Strict):
-    """Run the agent as a subprocess on this machine."""
+    """Run the agent as a subprocess on this machine (with ``python``: another environment, e.g. a
+    simulator's venv; default the interpreter running hwnas)."""
 
     type: Literal["local"]
+    python: str | None = None
 
 
 class JumpHostConfig(_Strict):

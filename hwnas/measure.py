@@ -32,6 +32,7 @@ import hashlib
 import json
 import random
 import statistics
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,12 +45,15 @@ from hwnas.config import DeviceConfig
 from hwnas.errors import BadInput
 from hwnas.operators import conv_relu
 from hwnas.store import Measurement, Store
+from lut.atomic import write_bytes_atomic
 
 SWEEP_SESSIONS = "sweep"
 """The session key of every sweep (``profile``, ``costmodel refine``): a re-run uses what an interrupted one stored."""
 MIN_BASELINE_PROBES = 10
 PROBE_MODEL = (16, 16, 28, 0)
 """The drift probe: conv 3x3 16->16 on 28x28 (about 27 µs on a 2-core EPYC VM), weights seed 0."""
+PROBE_IR = 10
+"""ONNX IR version of the probe: device runtimes from onnxruntime 1.20 on read it (opset 17 needs >= 8)."""
 
 
 @dataclass(frozen=True)
@@ -145,15 +149,29 @@ def device_settings(device: DeviceConfig, input_shapes: dict[str, list[int]] | N
     return settings
 
 
+def write_probe(path: Path) -> Path:
+    """Write the drift-probe model (:data:`PROBE_MODEL`) at ONNX IR :data:`PROBE_IR`, atomically."""
+    import onnx
+
+    source = path.with_name(f".{path.name}.{uuid.uuid4().hex}.src")  # devices write it concurrently
+    model = onnx.load(str(conv_relu(source, *PROBE_MODEL)))
+    source.unlink()
+    model.ir_version = PROBE_IR
+    return write_bytes_atomic(path, model.SerializeToString())
+
+
+def probe_file(workspace: Path) -> Path:
+    """The drift-probe model of a workspace (``onnx/reference/probe.onnx``), written once."""
+    path = Path(workspace) / "onnx" / "reference" / "probe.onnx"
+    return path if path.is_file() else write_probe(path)
+
+
 def drift_settings(store: Store, device: str, client: AgentClient) -> dict[str, Any]:
     """Measure settings for the drift probe: the probe model (a small fixed conv the agent runs
     in ONNX Runtime when it has it; :data:`PROBE_MODEL`) and, once the store holds at least
     MIN_BASELINE_PROBES probes of that kernel on this device by this agent version, their
     median as the baseline."""
-    path = store.path.parent / "onnx" / "reference" / "probe.onnx"
-    if not path.is_file():
-        conv_relu(path, *PROBE_MODEL)  # written atomically
-    sha = client.load(path, "onnx")
+    sha = client.load(probe_file(store.path.parent), "onnx")
     has_ort = (client.facts.get("runtimes") or {}).get("onnxruntime") is not None
     kernel = probe_name(sha if has_ort else None)
     probes = store.reference_probes(device, str(client.facts.get("agent", "?")), kernel)
@@ -220,6 +238,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         "reference_baseline_ms": results[0].get("reference_baseline_ms"),
         "reference_kernel": results[0].get("reference_kernel"),
         "phase_ms": [r.get("phase_ms") for r in results],
+        "emulated": bool(client.facts.get("emulated")),  # timed under an emulator: says nothing of real speed
         **{k: results[0][k] for k in backends.get(device.backend).RESULT_FACTS if k in results[0]},
     }
     facts = client.facts
@@ -232,7 +251,8 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         signature=item.signature, latency_ms=latency, stats=stats,
         raw=[r["rounds_ms"] for r in results], sessions=len(used), session_spread=spread,
         valid=all(r["valid"] for r in used), warnings=warnings, space=item.space, arch=item.arch,
-        source=item.source, facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname")},
+        source=item.source,
+        facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname", "machine", "emulated")},
         request_key=key,
     )
 

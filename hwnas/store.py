@@ -117,7 +117,17 @@ CREATE TABLE runs (id TEXT PRIMARY KEY, command TEXT NOT NULL, digest TEXT NOT N
 CREATE INDEX runs_by_digest ON runs (command, digest, created_utc)""")
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_v1, _add_sessions)
+def _add_node_shapes(db: sqlite3.Connection) -> None:
+    """Version 3: per-node profiles gain the kernel's execution order and its input and output shapes
+    (JSON lists), as the device's runtime reports them. Idempotent (columns already there are left
+    alone: stores made by the predict branch before this list existed have them)."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(node_profiles)")}
+    for column in ("position INTEGER", "input_shapes TEXT", "output_shapes TEXT"):
+        if column.split()[0] not in have:
+            db.execute(f"ALTER TABLE node_profiles ADD COLUMN {column}")
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_v1, _add_sessions, _add_node_shapes)
 """``MIGRATIONS[v]`` takes a store from schema version ``v`` to ``v + 1`` (0: an empty file)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -337,8 +347,11 @@ class Store:
                 [row[name] for name in _COLUMNS])
             mid = int(cursor.lastrowid)
             for node in node_profile or []:
-                db.execute("INSERT INTO node_profiles VALUES (?, ?, ?, ?, ?)",
-                           (mid, node["name"], node.get("op_type"), node.get("provider"), node["dur_us"]))
+                db.execute("INSERT INTO node_profiles (measurement_id, name, op_type, provider, dur_us, position, "
+                           "input_shapes, output_shapes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (mid, node["name"], node.get("op_type"), node.get("provider"), node["dur_us"],
+                            node.get("index"), json.dumps(node.get("input_shapes")),
+                            json.dumps(node.get("output_shapes"))))
             self._consume(db, consumes, mid)
         return mid
 
@@ -469,11 +482,18 @@ class Store:
                                         tuple(where.values())).fetchone()[0])
 
     def node_profile(self, measurement_id: int) -> list[dict[str, Any]]:
-        """Per-node times stored with a measurement, slowest first."""
+        """Per-node times stored with a measurement, slowest first (with ``index``, the execution
+        order, and ``input_shapes``/``output_shapes``; None for profiles stored before shapes were)."""
         with self._reading():
-            rows = self._db.execute("SELECT name, op_type, provider, dur_us FROM node_profiles "
-                                    "WHERE measurement_id=? ORDER BY dur_us DESC", (measurement_id,)).fetchall()
-        return [dict(zip(("name", "op_type", "provider", "dur_us"), r)) for r in rows]
+            rows = self._db.execute("SELECT name, op_type, provider, dur_us, position, input_shapes, output_shapes "
+                                    "FROM node_profiles WHERE measurement_id=? ORDER BY dur_us DESC",
+                                    (measurement_id,)).fetchall()
+        keys = ("name", "op_type", "provider", "dur_us", "index", "input_shapes", "output_shapes")
+        nodes = [dict(zip(keys, r)) for r in rows]
+        for node in nodes:
+            for key in ("input_shapes", "output_shapes"):
+                node[key] = json.loads(node[key]) if node[key] else None
+        return nodes
 
     def record_health(self, device: str, ok: bool, error: str | None = None, max_failures: int = 3) -> bool:
         """Count a success (resets) or failure for a device; returns whether it is still healthy."""

@@ -125,15 +125,33 @@ def import_onnx(device: DeviceConfig, path: Path) -> tuple[Any, list[dict[str, A
     return mod, specs
 
 
+GPU_KINDS = ("opencl", "cuda", "vulkan", "rocm", "metal", "webgpu")
+
+
+def gpu_schedules(target: Any) -> list[Any]:
+    """dlight's default GPU schedule rules for a GPU target (Adreno's own first for ``device: adreno``):
+    without a thread binding, GPU codegen refuses every kernel."""
+    from tvm.s_tir import dlight as dl
+
+    rules = [dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(), dl.gpu.Fallback()]
+    if str(target.attrs.get("device", "")) == "adreno":
+        rules = [dl.adreno.Conv2d(), dl.adreno.LayoutTransform(), dl.adreno.Pool2D(), *rules]
+    return rules
+
+
 def _lower(mod: Any, target: Any) -> Any:
-    """Inference-only, legalized and fused Relax module (what tuning and compiling start from)."""
+    """Inference-only, legalized and fused Relax module (what tuning and compiling start from);
+    for a GPU target also scheduled with dlight's default GPU rules (when not tuned)."""
     import tvm
     from tvm import relax
     from tvm.relax import transform
 
+    passes = [transform.DecomposeOpsForInference(), transform.CanonicalizeBindings(), relax.get_pipeline("zero")]
+    if target.kind.name in GPU_KINDS:
+        from tvm.s_tir import dlight as dl
+        passes.append(dl.ApplyDefaultSchedule(*gpu_schedules(target)))
     with target:
-        return tvm.transform.Sequential([transform.DecomposeOpsForInference(), transform.CanonicalizeBindings(),
-                                         relax.get_pipeline("zero")])(mod)
+        return tvm.transform.Sequential(passes)(mod)
 
 
 def tuning_dir(device: DeviceConfig, workspace: Path, model_sha: str, target_json: str) -> Path:

@@ -30,7 +30,7 @@ the block graphs a lookup table measured. Supported ops:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -56,10 +56,16 @@ def seed_of(text: str) -> int:
 
 
 class Graph:
-    """An ONNX graph under construction: deterministic names and seeded random weights."""
+    """An ONNX graph under construction: deterministic names and seeded random weights.
 
-    def __init__(self, seed: int) -> None:
+    ``weights`` (optional) are given tensors used instead of random ones, in the order the
+    graph asks for them: per convolution its weight then its bias, per fully connected
+    layer its weight (cout, cin) then its bias (trained weights, BatchNorm folded).
+    """
+
+    def __init__(self, seed: int, weights: Sequence[np.ndarray] | None = None) -> None:
         self.rng = np.random.default_rng(seed)
+        self._given = None if weights is None else iter(weights)
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
@@ -88,14 +94,24 @@ class Graph:
         self.nodes.append(helper.make_node(op, inputs, [out], name=f"{out}_node", **attrs))
         return out
 
+    def _tensor(self, shape: tuple[int, ...], scale: float) -> np.ndarray:
+        """The next given tensor (checked against ``shape``) or a random one of that scale."""
+        if self._given is None:
+            return self.rng.standard_normal(shape) * scale
+        tensor = next(self._given, None)
+        if tensor is None or tuple(tensor.shape) != shape:
+            raise ValueError(f"given weights do not fit the graph: expected a tensor of shape {shape}, got "
+                             f"{None if tensor is None else tuple(tensor.shape)}")
+        return tensor
+
     def conv(self, x: str, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1,
              bias: bool = True, pads: int | None = None) -> str:
-        """A convolution (BN folded into its bias when ``bias``), He-scaled random weights."""
+        """A convolution (BN folded into its bias when ``bias``), He-scaled random or given weights."""
         fan_in = cin // groups * kernel * kernel
-        weight = self.rng.standard_normal((cout, cin // groups, kernel, kernel)) * np.sqrt(2.0 / fan_in)
+        weight = self._tensor((cout, cin // groups, kernel, kernel), np.sqrt(2.0 / fan_in))
         inputs = [x, self.const(weight, "w")]
         if bias:
-            inputs.append(self.const(self.rng.standard_normal(cout) * 0.01, "b"))
+            inputs.append(self.const(self._tensor((cout,), 0.01), "b"))
         pad = kernel // 2 if pads is None else pads
         return self.node("Conv", inputs, "conv", kernel_shape=[kernel, kernel], strides=[stride, stride],
                          pads=[pad] * 4, group=groups)
@@ -122,8 +138,9 @@ class Graph:
     def fc(self, x: str, cin: int, cout: int) -> str:
         """Flatten then Gemm to ``cout`` features."""
         flat = self.node("Flatten", [x], axis=1)
-        weight = self.rng.standard_normal((cout, cin)) * np.sqrt(1.0 / cin)
-        return self.node("Gemm", [flat, self.const(weight, "fc_w"), self.const(np.zeros(cout), "fc_b")],
+        weight = self._tensor((cout, cin), np.sqrt(1.0 / cin))
+        bias = np.zeros(cout) if self._given is None else self._tensor((cout,), 0.0)
+        return self.node("Gemm", [flat, self.const(weight, "fc_w"), self.const(bias, "fc_b")],
                          "fc", transB=1)
 
     def model(self, outputs: list[tuple[str, tuple[int, ...]]], name: str) -> onnx.ModelProto:
@@ -135,6 +152,8 @@ class Graph:
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                                   producer_name="hwnas", producer_version="1")
         model.ir_version = 8
+        if self._given is not None and next(self._given, None) is not None:
+            raise ValueError("given weights do not fit the graph: more tensors than it has weights")
         onnx.checker.check_model(model, full_check=True)
         return model
 

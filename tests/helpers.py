@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hwnas.agent_client import file_sha256
-from hwnas.measure import PROBE_MODEL
+from hwnas.measure import write_probe
 from hwnas.operators import conv_relu
 
 # Short rounds; drift detection off (a noisy CI machine would add retry sessions and make
@@ -33,4 +33,4 @@ def local_config(tmp: Path, name: str = "local", measurement: str = FAST_MEASURE
 
 def probe_model_file(tmp: Path) -> str:
     """The file name of the drift-probe model in an agent's model cache (it is shipped with every run)."""
-    return f"{file_sha256(conv_relu(tmp / 'probe.onnx', *PROBE_MODEL))}.onnx"
+    return f"{file_sha256(write_probe(tmp / 'probe.onnx'))}.onnx"

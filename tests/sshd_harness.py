@@ -110,9 +110,14 @@ def prepare(root: Path, host: str = "127.0.0.1", port: int | None = None, netns:
 def start(server: SshServer, timeout: float = 10.0) -> SshServer:
     """Start (or restart) the server's sshd and wait until it accepts connections."""
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-    pidfile = server.root / "sshd.pid"
-    pidfile.unlink(missing_ok=True)
+    (server.root / "sshd.pid").unlink(missing_ok=True)
     subprocess.run(_netns_prefix(server.netns) + [SSHD, "-f", str(server.config)], check=True)
+    return wait_started(server, timeout)
+
+
+def wait_started(server: SshServer, timeout: float = 10.0) -> SshServer:
+    """Wait until a just-started sshd has written its pid file and accepts connections."""
+    pidfile = server.root / "sshd.pid"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pidfile.exists() and pidfile.read_text().strip():

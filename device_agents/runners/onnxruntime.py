@@ -3,8 +3,8 @@
 Providers come as names or ``{name, options}`` (e.g. QNN's ``backend_path``); one the
 device lacks is refused with the list it has (``Unavailable``). The facts say where
 the graph's nodes ran: ``placement`` counts nodes per execution provider and
-``compute_units`` the same per unit (``NPU 843, CPU 2``), read from the profiler's
-provider of every node in one profiled run. Any node on the CPU when the first
+``compute_units`` the same per unit (``NPU 843, CPU 2``), read from the session's own
+node assignment (or, on an onnxruntime without it, the profiler's provider per node). Any node on the CPU when the first
 provider is not a CPU one is a warning; with ``require_all_nodes`` it also makes the
 result invalid (the warning does that: see ``device_agents.runners``).
 """
@@ -24,7 +24,5 @@ providers = ort_runner.available_providers
 def prepare(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | None = None,
             reference: str | None = None) -> tuple[WallClock, dict[str, Any]]:
     """A wall-clock source running the model once per call, and the session's facts (placement included)."""
-    run, facts = ort_runner.runner(path, settings)
-    placement = ort_runner.placement(path, settings)
-    facts.update(placement)
+    run, facts = ort_runner.runner(path, settings, with_placement=True)
     return WallClock(run), facts

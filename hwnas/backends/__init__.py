@@ -15,6 +15,8 @@ backend module defines:
                             ``runtime_version``, ``reasons`` (why it is not fit to measure) and
                             ``unavailable`` (what it lacks to run this entry at all, e.g. an
                             execution provider: ``devices check`` and ``measure`` exit 1)
+    trial(device, client)   what ``devices check`` adds from running a small fixed model on the
+                            device (e.g. where its nodes run), or {}
 
 ``measure``, ``devices check`` and the config look a backend up here by name; the
 agent's counterpart is ``device_agents/runners/<backend>.py``. Adding a backend is

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from hwnas.backends import RuntimeConfig
+from hwnas.errors import HwnasError
 
 RESULT_FACTS = ("placement", "compute_units", "compute_summary", "input_shapes")
 
@@ -90,3 +91,22 @@ def check(device: Any, facts: dict[str, Any]) -> dict[str, Any]:
         report["unavailable"].append(f"execution provider {', '.join(missing)} is not available on the device "
                                  f"(it has {', '.join(have) or 'none'})")
     return report
+
+
+TRIAL_SETTINGS = {"warmup_ms": 1.0, "repeat": 3, "min_repeat_ms": 1.0, "max_remeasure": 0}
+
+
+def trial(device: Any, client: Any) -> dict[str, Any]:
+    """Where the nodes of the drift-probe conv (a small fixed model) run with this entry's providers:
+    ``placement`` (nodes per provider, per compute unit, ``compute_summary``) and any fallback warning."""
+    from hwnas.measure import probe_file
+
+    sha = client.load(probe_file(client.transport.workspace), "onnx")  # the drift probe measures load too
+    try:
+        result = client.measure(sha, {**settings(device), **TRIAL_SETTINGS}, "onnxruntime")
+    except HwnasError as exc:  # reported, not fatal: the device's facts are still worth printing
+        return {"placement": {"error": str(exc), "warnings": [f"the probe conv did not run: {exc}"]}}
+    keys = (*RESULT_FACTS, "placement_source")
+    return {"placement": {**{k: result[k] for k in keys if k in result},
+                          "model": "probe conv 3x3 16->16 @28x28 + Relu",
+                          "warnings": [w for w in result.get("warnings", []) if "fell back" in w]}}

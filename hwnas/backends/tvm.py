@@ -69,3 +69,8 @@ def check(device: Any, facts: dict[str, Any]) -> dict[str, Any]:
     report["reasons"] = list(report["tvm"]["reasons"])
     report["unavailable"] = [] if version is not None else ["tvm is not installed on the device"]
     return report
+
+
+def trial(device: Any, client: Any) -> dict[str, Any]:
+    """Nothing beyond ``check``."""
+    return {}

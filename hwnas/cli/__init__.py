@@ -17,7 +17,7 @@ from hwnas.errors import NO_SPACE, HwnasError
 
 log = logging.getLogger("hwnas")
 
-_GROUPS = ("devices", "measure", "profile", "lut", "predict", "costmodel", "search", "demo")
+_GROUPS = ("devices", "measure", "profile", "lut", "predict", "costmodel", "search", "zoo", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

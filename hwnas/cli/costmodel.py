@@ -77,6 +77,13 @@ def register_fit(commands: argparse._SubParsersAction) -> None:
         description="Fit LUT-sum + learned residual per space and save it (JSON + manifest) under "
                     "<workspace>/cost_models/.")
     _device_args(p)
+    p.add_argument("--onnx-kernels", action="store_true",
+                   help="build the device's any-ONNX kernel predictor instead (fusion rules learned on the device, "
+                        "kernel samples measured there, one regressor per kernel type; resumable)")
+    p.add_argument("--rounds", type=int, default=3, help="with --onnx-kernels: refinement rounds at most (default: 3)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="with --onnx-kernels: multiplies the first round's samples per kernel type (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="with --onnx-kernels: sampling seed (default: 0)")
     p.set_defaults(func=run_fit)
 
 
@@ -88,6 +95,11 @@ def register_evaluate(commands: argparse._SubParsersAction) -> None:
                     "fitted without it; the plain and the calibrated LUT sum are scored alongside.")
     _device_args(p)
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default: 5)")
+    p.add_argument("--onnx-kernels", action="store_true",
+                   help="evaluate the kernel predictor instead: whole-model accuracy on measured ONNX models")
+    p.add_argument("--onnx", nargs="+", metavar="FILE", default=None,
+                   help="with --onnx-kernels: the measured models to score (default: every ONNX model measured on "
+                        "the device whose file still exists)")
     p.set_defaults(func=run_evaluate)
 
 
@@ -132,8 +144,36 @@ def _spaces(args: argparse.Namespace, st, device) -> list[str]:
     return found
 
 
+def run_fit_kernels(args: argparse.Namespace) -> int:
+    """Build the device's kernel predictor (rules, samples, regressors, refinement) and save it."""
+    import logging
+
+    from hwnas.kernel_fit import build
+
+    if args.rounds < 0 or args.scale <= 0:
+        raise BadInput("--rounds must be at least 0 and --scale positive")
+    reg, device, st = _context(args)
+    log = logging.getLogger("hwnas")
+    predictor, report = build(reg, device, st, rounds=args.rounds, scale=args.scale, seed=args.seed,
+                              quiet=args.json, log=log.info)
+    result = {"device": device.name, "backend": device.backend, "path": report.model_path,
+              "rules": report.rules_path, "kernels_measured_this_run": report.measured,
+              "kernels_measured_total": predictor.manifest["build"]["kernels_measured_total"],
+              "device_seconds_this_run": report.device_seconds, "rounds": report.rounds,
+              "cv": predictor.manifest["cv"]}
+    if args.json:
+        print_json(result)
+    else:
+        for kind, cv in sorted(predictor.manifest["cv"].items()):
+            print(f"{kind:10s} {cv['n']:4d} samples  validation RMSPE {cv['rmspe']:.1%}  ±10% {cv['within_10']:.0%}")
+        print(f"measured {report.measured} kernel samples in {report.device_seconds:.0f} s -> {report.model_path}")
+    return 0
+
+
 def run_fit(args: argparse.Namespace) -> int:
     """Fit and save one model per space; BadInput names the profile command when data is missing."""
+    if args.onnx_kernels:
+        return run_fit_kernels(args)
     from hwnas import refine, spaces
 
     reg, device, st = _context(args)
@@ -158,6 +198,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from hwnas import spaces
     from hwnas.output import print_table
 
+    if args.onnx_kernels:
+        return run_evaluate_kernels(args)
     if args.folds < 2:
         raise BadInput(f"--folds must be at least 2, got {args.folds}")
     reg, device, st = _context(args)
@@ -184,6 +226,25 @@ def run_evaluate(args: argparse.Namespace) -> int:
                       m["kendall_tau"], m["spearman_rho"]]
                      for label, m in (("LUT sum", r["lut_sum"]), ("calibrated LUT", r["calibrated_lut"]),
                                       ("cost model", r["cost_model"]))])
+    return 0
+
+
+def run_evaluate_kernels(args: argparse.Namespace) -> int:
+    """Whole-model accuracy of the kernel predictor on models measured on the device."""
+    from hwnas.output import print_table
+    from hwnas.predict import evaluate, load_predictor
+
+    reg, device, st = _context(args)
+    predictor = load_predictor(reg, device.name)
+    result = evaluate(predictor, st, device, args.onnx)
+    if args.json:
+        print_json(result)
+        return 0
+    m = result["metrics"]
+    print(f"kernel predictor on {device.name}: {result['models']} measured models; noise floor (median session "
+          f"spread) {result['noise_floor_median_session_spread']:.1%}")
+    print_table(["±5%", "±10%", "RMSPE", "Kendall τ"],
+                [[f"{m['within_5']:.1%}", f"{m['within_10']:.1%}", f"{m['rmspe']:.1%}", m["kendall_tau"]]])
     return 0
 
 

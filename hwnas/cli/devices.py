@@ -73,9 +73,13 @@ def check_one(reg, device, pings: int) -> dict[str, Any]:
         with agent_session(reg, device) as client:
             rtts = [client.ping() for _ in range(max(1, pings))]
             facts = client.facts
-            runtime = backends.get(device.backend).check(device, facts)
+            backend = backends.get(device.backend)
+            runtime = backend.check(device, facts)
             unable = runtime.pop("unavailable")  # the device cannot run this entry's runtime: exit 1
-            reasons = fitness(facts) + unable + runtime.pop("reasons")
+            if not unable:
+                runtime.update(backend.trial(device, client))
+            reasons = unable + runtime.pop("reasons") + (runtime.get("placement") or {}).get("warnings", []) \
+                + fitness(facts)
             runtime_version = runtime.pop("runtime_version", None)
             report.update(runtime)
             if unable:
@@ -107,8 +111,10 @@ def check_devices(args: argparse.Namespace) -> int:
             f = r.get("facts") or {}
             rows.append([r["device"], "yes" if r["reachable"] else "NO", r.get("agent", ""),
                          f.get("cpu", ""), f.get("cores", ""), r.get("runtime_version", ""),
+                         (r.get("placement") or {}).get("compute_summary", ""),
                          r.get("rtt_ms"), ("yes" if r.get("fit") else "no: " + "; ".join(r.get("reasons", [])))
                          if r["reachable"] else r.get("error", "")])
-        print_table(["device", "reachable", "agent", "cpu", "cores", "runtime", "rtt_ms", "fit to measure"], rows)
+        print_table(["device", "reachable", "agent", "cpu", "cores", "runtime", "nodes on", "rtt_ms",
+                     "fit to measure"], rows)
     codes = [r.get("exit_code", 0) for r in reports]
     return max(codes) if codes else 0

@@ -5,7 +5,7 @@ import argparse
 import logging
 from typing import Any
 
-from hwnas import fleet
+from hwnas import backends, fleet
 from hwnas.cli import add_common
 from hwnas.cli.common import devices as named_devices
 from hwnas.cli.common import registry, run_id, store
@@ -42,7 +42,8 @@ def result_row(item, m) -> dict[str, Any]:
             "p10_ms": m.stats["p10_ms"], "p90_ms": m.stats["p90_ms"], "sessions": m.sessions,
             "sessions_left_out_for_drift": len(m.stats.get("drifted_session_medians_ms", [])),
             "valid": m.valid, "warnings": m.warnings, "input_shapes": m.stats.get("input_shapes"),
-            "sha256": m.model_sha256, "measurement_id": m.id}
+            "sha256": m.model_sha256, "measurement_id": m.id, "emulated": bool(m.stats.get("emulated")),
+            **{k: m.stats[k] for k in backends.get(m.backend).RESULT_FACTS if k in m.stats}}
 
 
 def _run(st, items, sessions: int | None, shapes: dict[str, list[int]], resume: bool) -> str:

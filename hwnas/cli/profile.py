@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from hwnas import spaces, sweep
+from hwnas import backends, spaces, sweep
 from hwnas.cli import add_common
 from hwnas.cli.common import devices as named_devices
 from hwnas.cli.common import registry, run_id, store
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("profile", help="measure a search space's blocks or networks (resumable)")
     p.add_argument("--device", action="append", required=True, metavar="NAME", help="device (repeatable)")
     p.add_argument("--space", default="mbv3", help=f"search space: {', '.join(spaces.names())} (default: mbv3)")
-    p.add_argument("--backend", choices=("onnxruntime", "tvm"), default=None,
+    p.add_argument("--backend", choices=backends.names(), default=None,
                    help="runtime to profile with (default: the device's own; must match it)")
     p.add_argument("--what", choices=("blocks", "networks"), default="blocks",
                    help="every distinct block, or --num sampled whole networks (default: blocks)")

@@ -1,6 +1,6 @@
 """Search spaces: enumerate/sample architectures, list their blocks, build and export them.
 
-A space is named (``mbv3``, ``nasbench201``) and implements :class:`Space`.
+A space is named (``digits``, ``mbv3``, ``nasbench201``) and implements :class:`Space`.
 Architectures are canonical strings (equal networks, equal strings). Every space
 offers:
 
@@ -165,10 +165,11 @@ class Space(ABC):
 
 
 def _registry() -> dict[str, type[Space]]:
+    from hwnas.spaces.digits import DigitsSpace
     from hwnas.spaces.mbv3 import MobileNetV3Space
     from hwnas.spaces.nasbench201 import NasBench201Space
 
-    return {"mbv3": MobileNetV3Space, "nasbench201": NasBench201Space}
+    return {"digits": DigitsSpace, "mbv3": MobileNetV3Space, "nasbench201": NasBench201Space}
 
 
 def names() -> list[str]:

@@ -1,6 +1,7 @@
 """The local transport: the same agent, run as a subprocess on this machine."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -25,7 +26,8 @@ class LocalTransport(Transport):
         package_root = str(Path(device_agents.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = package_root + os.pathsep + env.get("PYTHONPATH", "")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "device_agents", "--workdir", str(self.workdir)],
+            [os.path.expanduser(self.device.transport.python or sys.executable), "-m", "device_agents",
+             "--workdir", str(self.workdir)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env=env, start_new_session=True,
         )
@@ -39,7 +41,8 @@ class LocalTransport(Transport):
                 proc.kill()
             proc.wait()
             for stream in (proc.stdin, proc.stdout, proc.stderr):
-                stream.close()
+                with contextlib.suppress(OSError):  # stdin's unflushed bytes meet a dead pipe: nothing to say
+                    stream.close()
 
         agent = AgentProcess(write, proc.stdout, proc.stderr, kill, self.device.name)
         agent.pid = proc.pid

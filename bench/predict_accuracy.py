@@ -1,0 +1,152 @@
+"""Accuracy of the kernel predictor on the evaluation corpus, against two baselines and the noise floor.
+
+On every corpus model measured on the device (``python -m bench.corpus measure``), per
+family and overall: the share within ±5% and ±10%, RMSPE and Kendall τ of
+
+* the kernel predictor (``hwnas predict``; never trained on the corpus),
+* FLOPs-linear: latency = a·FLOPs + b, fitted by 5-fold cross-validation *on the corpus*
+  itself (each model predicted by a fit without it — an advantage this baseline gets),
+* the plain sum of per-node latencies from one profile of the model on the device
+  (ONNX Runtime's profiler, 10 runs, no fixed call cost added),
+
+against the stored measurement (the corpus's first measurement), and the noise floor:
+the same figures for one fresh re-measurement (``measure --pass again``) against the
+stored value. Also reports the predictor's build cost from the store (kernel samples
+measured, on-device seconds) and the load average. Writes
+``bench/results/predict_accuracy.json``.
+
+    python -m bench.predict_accuracy [--device local] [--config hardware.yaml] [--corpus DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import machine, work_split, write
+from bench.corpus import DEFAULT_OUT, load
+
+
+def profile_sums(registry: Any, device: Any, store: Any, paths: list[Path]) -> dict[str, float]:
+    """Per model, the sum of its per-node profiled times (ms), one profile each on the device."""
+    from hwnas import fleet
+    from hwnas.measure import device_settings
+
+    def work(dev, client) -> dict[str, float]:
+        settings = device_settings(dev)
+        sums = {}
+        for path in paths:
+            sha = client.load(path, "onnx")
+            sums[str(path)] = sum(n["dur_us"] for n in client.profile(sha, settings, runs=10)["nodes"]) / 1000.0
+        return sums
+
+    outcome = fleet.run(registry, [device], work, store=store)[0]
+    if outcome.error:
+        raise outcome.error
+    return outcome.value
+
+
+def flops_cv(flops: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-fold predictions of latency = a·FLOPs + b (least squares)."""
+    pred = np.zeros_like(y)
+    order = np.random.default_rng(seed).permutation(len(y))
+    for f in range(folds):
+        test = order[f::folds]
+        train = np.setdiff1d(order, test)
+        a, b = np.polyfit(flops[train], y[train], 1)
+        pred[test] = a * flops[test] + b
+    return pred
+
+
+def build_cost(store: Any, device: Any) -> dict[str, Any]:
+    """Kernel samples and calibration networks stored for the device, and the on-device seconds their
+    measurement took (sessions' phases; the per-node profiles and the rule probes come on top)."""
+    from hwnas.kernel_fit import CALIBRATION_SPACE, SPACE
+
+    samples = store.select(device.name, device.backend, space=SPACE)
+    networks = store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE)
+    timed, phases, total = work_split(samples + networks)
+    return {"kernel_samples": sum(m.item == "kernel" for m in samples), "calibration_networks": len(networks),
+            "on_device_s": total, "timed_rounds_s": timed, "phases_s": phases}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench; prints a table per predictor and writes the results file."""
+    from cost_models.metrics import summary
+    from hwnas import config
+    from hwnas.predict import load_predictor, read_cnn
+    from hwnas.store import Store
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="local")
+    parser.add_argument("--config", default="hardware.yaml")
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    where = machine()
+    started = time.time()
+    reg = config.load(args.config)
+    device = reg.device(args.device)
+    store = Store(reg.workspace)
+    predictor = load_predictor(reg, device.name)
+    rows = []
+    for e in load(args.corpus):
+        history = store.history(device.name, device.backend, f"onnx:{e['sha256']}")
+        if not history:
+            continue
+        p = predictor.predict_kernels(*read_cnn(e["path"], predictor))
+        rows.append({"family": e["family"], "file": e["file"], "path": e["path"], "measured_ms": history[0].latency_ms,
+                     "again_ms": history[1].latency_ms if len(history) > 1 else None,
+                     "session_spread": history[0].session_spread, "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
+                     "flops": p.flops, "unpredicted": p.unpredicted,
+                     "loadavg": (history[0].facts or {}).get("loadavg")})
+    if not rows:
+        raise SystemExit("no corpus model is measured; run `python -m bench.corpus measure` first")
+    sums = profile_sums(reg, device, store, [r["path"] for r in rows])
+    y = np.array([r["measured_ms"] for r in rows])
+    fl = flops_cv(np.array([r["flops"] for r in rows]), y)
+    for r, f in zip(rows, fl):
+        r["flops_linear_ms"] = float(f)
+        r["profile_sum_ms"] = sums[str(r["path"])]
+    families = sorted({r["family"] for r in rows})
+
+    def score(key: str, subset: list[dict[str, Any]]) -> dict[str, float]:
+        pairs = [(r["measured_ms"], r[key]) for r in subset if r[key] is not None]
+        if len(pairs) < 2:
+            return {"n": len(pairs)}
+        t, p = np.array(pairs).T
+        return summary(t, p)
+
+    predictors = {"kernel_predictor": "predicted_ms", "flops_linear_cv": "flops_linear_ms",
+                  "profile_node_sum": "profile_sum_ms", "noise_floor_remeasure": "again_ms"}
+    result = {"machine": where, "loadavg_after": os.getloadavg(), "wall_s": time.time() - started,
+              "device": device.name, "models": len(rows), "families": len(families),
+              "overall": {name: score(key, rows) for name, key in predictors.items()},
+              "per_family": {f: {name: score(key, [r for r in rows if r["family"] == f])
+                                 for name, key in predictors.items()} for f in families},
+              "median_session_spread": float(np.median([r["session_spread"] for r in rows])),
+              "build": {**build_cost(store, device), **predictor.manifest.get("build", {})},
+              "predictor_cv": predictor.manifest.get("cv"), "regressor": "scikit-learn GradientBoostingRegressor",
+              "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for r in rows]}
+    out = write("predict_accuracy", result)
+    print(f"{len(rows)} corpus models of {len(families)} families on {device.name} (load average "
+          f"{where['loadavg_before']})")
+    header = f"{'family':14s}" + "".join(f"{n:>26s}" for n in predictors)
+    print(header + "\n" + "-" * len(header))
+    for f in [*families, "overall"]:
+        scores = result["overall"] if f == "overall" else result["per_family"][f]
+        cells = "".join(f"{s.get('within_10', float('nan')):>9.0%} ±10 {s.get('rmspe', float('nan')):>6.1%} rmspe  "
+                        if s.get("n", 0) > 1 else f"{'n/a':>26s}" for s in (scores[n] for n in predictors))
+        print(f"{f:14s}{cells}")
+    b = result["build"]
+    print(f"build: {b['kernel_samples']} kernel samples + {b['calibration_networks']} calibration networks, "
+          f"{b['on_device_s'] / 60:.1f} min on the device -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

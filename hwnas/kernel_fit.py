@@ -1,0 +1,301 @@
+"""Build a device's any-ONNX kernel predictor: learn its fusion rules, sample and measure kernels, fit.
+
+The steps of ``hwnas costmodel fit --device NAME --onnx-kernels``, each resumable:
+
+1. **rules** — profile the fusion test graphs on the device (:mod:`hwnas.kernel_rules`);
+   kept in ``<workspace>/kernels/<device>-<backend>-<runtime version>.rules.json``.
+2. **sample + measure** — draw kernel configurations from the prior
+   (:mod:`hwnas.kernel_sampling`) with a seeded Generator and measure each single-kernel
+   model through the sweep machinery (interleaved sessions, drift checks, per-node
+   profile with shapes, stored as it finishes; a re-run measures only what is missing).
+   Every sweep also measures the empty model, whose latency is one call's fixed cost.
+3. **fit** — per kernel type a regressor (:mod:`cost_models.kernel_model`) on
+   log latency, cross-validated.
+4. **refine** — more samples next to the configurations with the worst validation
+   error, in the types whose error is worst, until a round no longer improves the
+   error by :data:`MIN_GAIN` (or ``rounds`` are done).
+5. **calibrate** — :data:`CALIBRATION_NETS` networks of hwnas's mbv3 search space (never
+   an evaluation model) are measured, and the sum of kernel predictions is calibrated to
+   their latency (:func:`network_calibration`).
+
+Training target of a kernel: the time the device's profiler reports for it in its sample
+(layout reorders apart: they are a kernel type of their own, learned from the same
+profiles). Sample measurements (and the empty model's) calibrate a sum of profiled
+kernel times to the measured latency.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cost_models import kernel_model
+from cost_models.onnx_kernels import FusionRules, split
+from hwnas import fleet, kernel_rules, kernel_sampling, sweep
+from hwnas.config import DeviceConfig, Registry
+from hwnas.errors import BadInput, DeviceFailure
+from hwnas.kernel_graphs import save
+from hwnas.measure import device_settings
+from hwnas.store import Store
+from lut import builders
+from lut.signature import parse
+from lut.table import BASELINE
+
+SPACE = "kernels"
+"""The store ``space`` of kernel samples."""
+MIN_GAIN = 0.02
+CALIBRATION_NETS = 60
+SESSIONS = 2
+"""Sessions per kernel sample (many samples average each other's noise; networks use the device's default)."""
+
+
+@dataclass
+class FitReport:
+    """What a build did: rules, samples measured per round, validation error per round and type."""
+
+    device: str
+    rules_path: str = ""
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+    measured: int = 0
+    device_seconds: float = 0.0
+    model_path: str = ""
+
+
+def runtime_version(registry: Registry, device: DeviceConfig, store: Store) -> str | None:
+    """The device runtime's version, from the newest stored measurement or a handshake."""
+    for m in reversed(store.select(device.name, device.backend)):
+        if m.runtime_version:
+            return m.runtime_version
+    outcome = fleet.run(registry, [device], lambda d, client: (client.facts.get("runtimes") or {}).get(d.backend),
+                        store=store)[0]
+    if outcome.error:
+        raise outcome.error
+    return outcome.value
+
+
+def ensure_rules(registry: Registry, device: DeviceConfig, store: Store,
+                 log: Callable[[str], None] = lambda _m: None) -> tuple[FusionRules, Path]:
+    """The device's fusion rules: loaded when learned before for this runtime version, else learned now."""
+    if device.backend != "onnxruntime":
+        raise BadInput(f"device {device.name!r}: kernel detection needs the onnxruntime backend "
+                       f"(it runs {device.backend}); its profiler is what reports kernels")
+    version = runtime_version(registry, device, store)
+    path = kernel_rules.rules_path(registry.workspace, device.name, device.backend, version)
+    if path.is_file():
+        return kernel_rules.load_rules(path), path
+    log(f"learning {device.name}'s fusion rules from test graphs")
+
+    def work(dev: DeviceConfig, client) -> FusionRules:
+        facts = client.facts
+        meta = {"device": dev.name, "backend": dev.backend, "runtime_version": (facts.get("runtimes") or {}).get(
+            dev.backend), "providers": list(dev.runtime.provider_names), "cpu": facts.get("cpu"),
+            "agent": facts.get("agent")}
+        return kernel_rules.learn(client, device_settings(dev), meta)
+
+    outcome = fleet.run(registry, [device], work, store=store)[0]
+    if outcome.error:
+        raise outcome.error
+    return outcome.value, kernel_rules.save_rules(outcome.value, path)
+
+
+def kernel_needs(configs: list[dict[str, Any]], workspace: Path) -> list[sweep.Need]:
+    """Sweep needs of kernel configurations, plus the empty model (one call's fixed cost)."""
+    folder = workspace / "onnx" / SPACE
+    base = parse(BASELINE)
+    needs = [sweep.Need(base.key(), "block", SPACE, None, folder / "baseline.onnx",
+                        lambda path: builders.write_block(base, path))]
+    for cfg in configs:
+        sig = kernel_sampling.signature(cfg)
+        needs.append(sweep.Need(sig, "kernel", SPACE, None, folder / sweep._file_name(sig),
+                                lambda path, cfg=cfg: path if path.is_file()
+                                else save(kernel_sampling.model(cfg), path)))
+    return needs
+
+
+def measure(registry: Registry, device: DeviceConfig, store: Store, configs: list[dict[str, Any]],
+            quiet: bool = False, seed: int = 0) -> tuple[int, float]:
+    """Measure what the store lacks of ``configs`` on the device; returns (measured, device seconds)."""
+    return _measure_needs(registry, device, store, kernel_needs(configs, registry.workspace), quiet, seed,
+                          sessions=SESSIONS)
+
+
+def _measure_needs(registry: Registry, device: DeviceConfig, store: Store, needs: list[sweep.Need],
+                   quiet: bool, seed: int, sessions: int | None = None) -> tuple[int, float]:
+    started = time.monotonic()
+    reports = sweep.run(registry, [device], store, needs, uuid.uuid4().hex, "kernels", SPACE,
+                        sessions=sessions, per_node=True, quiet=quiet, seed=seed)
+    report = reports[0]
+    if report.error:
+        raise DeviceFailure(f"device {device.name}: {report.error}")
+    return report.measured, time.monotonic() - started
+
+
+def initial_configs(seed: int, scale: float = 1.0) -> list[dict[str, Any]]:
+    """The first round's configurations: :data:`kernel_sampling.TYPES` samples per type (times ``scale``)."""
+    rng = np.random.default_rng(seed)
+    configs: list[dict[str, Any]] = []
+    for kind, n in kernel_sampling.TYPES.items():
+        configs += kernel_sampling.sample(kind, max(3, int(n * scale)), rng)
+    return configs
+
+
+def training_rows(store: Store, device: DeviceConfig, rules: FusionRules
+                  ) -> tuple[dict[str, list], dict[str, float]]:
+    """Per kernel type, (config, kernel, profiled µs) rows from the stored samples, and the calibration
+    from profiled to measured latency (:func:`cost_models.kernel_model.fit_calibration`).
+
+    A sample's kernel time is what the device's profiler reports for its nodes other than layout
+    reorders; reorder rows come from the profiled ReorderInput/ReorderOutput nodes of every sample."""
+    rows: dict[str, list] = {}
+    profiled, outputs, measured = [], [], []
+    for m in store.select(device.name, device.backend, space=SPACE):
+        if m.id is None:
+            continue
+        nodes = store.node_profile(m.id)
+        if not nodes or any(n.get("input_shapes") is None for n in nodes):
+            continue
+        cfg = kernel_sampling.parse_signature(m.signature) if m.item == "kernel" else None
+        model = kernel_sampling.model(cfg) if cfg else None
+        profiled.append(sum(float(n["dur_us"]) for n in nodes) / 1000.0)
+        outputs.append(kernel_model.output_numel(model) if model is not None else 1)
+        measured.append(m.latency_ms)
+        if model is None:
+            continue
+        main = [k for k in split(model, rules, image_input=False) if k.type != "reorder"]
+        if len(main) != 1:
+            continue
+        for node in nodes:
+            if node["op_type"] in kernel_rules.REORDERS and node["input_shapes"]:
+                shape = node["input_shapes"][0]
+                reorder = kernel_model.reorder_kernel(int(np.prod(shape)) if shape else 0,
+                                                     shape[1] if len(shape) > 1 else 1,
+                                                     node["op_type"] == "ReorderInput")
+                rows.setdefault("reorder", []).append((cfg, reorder, max(float(node["dur_us"]), 0.1)))
+        kernel_us = sum(float(n["dur_us"]) for n in nodes if n["op_type"] not in kernel_rules.REORDERS)
+        rows.setdefault(main[0].type, []).append((cfg, main[0], max(kernel_us, 0.1)))
+    if not measured:
+        raise BadInput(f"device {device.name!r} has no profiled kernel samples; run the sampling step first")
+    return rows, kernel_model.fit_calibration(profiled, outputs, measured)
+
+
+def _worst(predictor: kernel_model.KernelPredictor, rows: dict[str, list], top_types: int
+           ) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The kernel types with the worst validation RMSPE, each with its worst-predicted configurations."""
+    sampled = [(t, r) for t, r in predictor.regressors.items() if t in kernel_sampling.TYPES]
+    ranked = sorted(sampled, key=lambda kv: -kv[1].cv_["rmspe"])[:top_types]
+    out = []
+    for kind, reg in ranked:
+        y = np.log([t for *_r, t in rows[kind]])
+        err = np.abs(reg.oof_ - y)
+        out.append((kind, [rows[kind][i][0] for i in np.argsort(err)[-20:]]))
+    return out
+
+
+def mean_rmspe(predictor: kernel_model.KernelPredictor, kinds: list[str] | None = None) -> float:
+    """Mean validation RMSPE over kernel types (all, or ``kinds``)."""
+    regs = [r for t, r in predictor.regressors.items() if kinds is None or t in kinds]
+    return float(np.mean([r.cv_["rmspe"] for r in regs])) if regs else float("nan")
+
+
+def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 3, scale: float = 1.0,
+          per_round: int = 60, seed: int = 0, quiet: bool = False,
+          log: Callable[[str], None] = lambda _m: None) -> tuple[kernel_model.KernelPredictor, FitReport]:
+    """Learn rules, measure the first samples, fit, then refine where validation error is worst; save."""
+    from hwnas.predict import predictor_path
+
+    report = FitReport(device.name)
+    rules, path = ensure_rules(registry, device, store, log)
+    report.rules_path = str(path)
+    configs = initial_configs(seed, scale)
+    log(f"round 0: {len(configs)} kernel samples from the prior (sessions {SESSIONS}, progress bar shows the ETA)")
+    measured, secs = measure(registry, device, store, configs, quiet, seed)
+    report.measured += measured
+    report.device_seconds += secs
+    rows, calibration = training_rows(store, device, rules)
+    predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend, seed)
+    report.rounds.append({"round": 0, "samples": len(configs), "measured": measured, "device_s": secs,
+                          "cv": {t: r.cv_ for t, r in predictor.regressors.items()}})
+    log(f"round 0: mean validation RMSPE {mean_rmspe(predictor):.1%} over {len(predictor.regressors)} kernel types")
+    rng = np.random.default_rng(seed + 1)
+    for r in range(1, rounds + 1):
+        worst = _worst(predictor, rows, top_types=4)
+        kinds = [k for k, _ in worst]
+        before = mean_rmspe(predictor, kinds)
+        more = []
+        for kind, bad in worst:
+            more += kernel_sampling.refine(bad, per_round // 2, rng) + kernel_sampling.sample(kind, per_round // 2, rng)
+        configs += more
+        log(f"round {r}/{rounds}: {len(more)} more samples of {', '.join(kinds)} (validation RMSPE {before:.1%})")
+        measured, secs = measure(registry, device, store, configs, quiet, seed + r)
+        report.measured += measured
+        report.device_seconds += secs
+        rows, calibration = training_rows(store, device, rules)
+        predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend, seed)
+        after = mean_rmspe(predictor, kinds)
+        report.rounds.append({"round": r, "types": kinds, "samples": len(more), "measured": measured, "device_s": secs,
+                              "rmspe_before": before, "rmspe_after": after,
+                              "cv": {t: g.cv_ for t, g in predictor.regressors.items()}})
+        log(f"round {r}/{rounds}: validation RMSPE of those types {before:.1%} -> {after:.1%}")
+        if not before - after > MIN_GAIN * before:
+            log(f"round {r}: improved by less than {MIN_GAIN:.0%}; stopping")
+            break
+    log(f"calibration: {CALIBRATION_NETS} networks of the {CALIBRATION_SPACE} search space")
+    measured, secs = _measure_needs(registry, device, store, calibration_needs(registry.workspace, CALIBRATION_NETS,
+                                                                               seed), quiet, seed)
+    report.measured += measured
+    report.device_seconds += secs
+    calibration = network_calibration(predictor, store, device, registry.workspace)
+    if calibration is not None:
+        predictor.set_network_calibration(calibration)
+    predictor.manifest["build"] = {"rounds": len(report.rounds),
+                                   "kernels_measured_total": sum(len(v) for v in rows.values()),
+                                   "device_seconds_this_run": report.device_seconds}
+    report.model_path = str(kernel_model.save(predictor, predictor_path(registry.workspace, device.name,
+                                                                       device.backend)))
+    return predictor, report
+
+
+CALIBRATION_SPACE = "mbv3"
+CALIBRATION_RESOLUTIONS = (128, 160, 192, 224)
+
+
+def calibration_needs(workspace: Path, num: int, seed: int) -> list[sweep.Need]:
+    """Whole networks of the Once-for-All MobileNetV3 space (hwnas's own search space, not any evaluation
+    model) whose measured latencies calibrate the sum of kernel predictions."""
+    from hwnas import spaces
+
+    space = spaces.get(CALIBRATION_SPACE)
+    archs = sweep.sample_archs(space, num, seed, CALIBRATION_RESOLUTIONS)
+    return sweep.network_needs(space, archs, workspace)
+
+
+def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, device: DeviceConfig,
+                        workspace: Path) -> dict[str, float] | None:
+    """Fit ``measured ≈ base + scale·Σ kernels + per_mweight·weights + per_kernel·kernels`` on the stored
+    calibration networks (None when fewer than 8 are stored). In a network each kernel reads its weights
+    cold, where a kernel sample measured alone finds them in cache: the weight term carries that."""
+    import onnx
+
+    from hwnas import spaces
+
+    space = spaces.get(CALIBRATION_SPACE)
+    raw, weights, counts, measured = [], [], [], []
+    folder = workspace / "onnx" / space.name / "networks"
+    for m in store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE):
+        path = folder / sweep._file_name(m.arch)
+        if not path.is_file():
+            continue
+        kernels = predictor.kernels(onnx.load(str(path)))
+        p = predictor.predict_kernels(kernels, kernel_model.output_numel(onnx.load(str(path))))
+        raw.append(sum(k["predicted_us"] for k in p.kernels) / 1000.0)
+        weights.append(sum(kernel_model.weight_numel(k) for k in kernels) / 1e6)
+        counts.append(len(kernels))
+        measured.append(m.latency_ms)
+    if len(measured) < 8:
+        return None
+    return kernel_model.fit_network_calibration(raw, weights, counts, measured)

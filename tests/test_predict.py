@@ -1,0 +1,184 @@
+"""hwnas predict and the kernel predictor: real agent, real onnxruntime, kernels measured on this machine.
+
+One module-scoped predictor is built for real but small: the fusion rules are learned by
+profiling the test graphs on the local agent, a few kernel samples of five types are
+measured with short rounds, and regressors are fitted on them (types without samples —
+softmax, resize, ... — have no predictor, which the fallback tests rely on).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from cost_models import kernel_model
+from cost_models.onnx_kernels import split
+from hwnas import config, kernel_fit, kernel_sampling
+from hwnas.cli import main
+from hwnas.kernel_graphs import GraphBuilder, save
+from hwnas.predict import predictor_path
+from hwnas.store import Store
+from tests.helpers import local_config
+
+TYPES = {"conv": 8, "dwconv": 6, "pool": 5, "globalpool": 4, "gemm": 4, "act": 5, "eltwise": 4, "concat": 4}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(config path, predictor path) of a small predictor measured on the local device."""
+    tmp = tmp_path_factory.mktemp("predict")
+    cfg = local_config(tmp)
+    reg = config.load(cfg)
+    device = reg.device("local")
+    store = Store(reg.workspace)
+    rules, _ = kernel_fit.ensure_rules(reg, device, store)
+    rng = np.random.default_rng(0)
+    configs = [c for kind, n in TYPES.items() for c in kernel_sampling.sample(kind, n, rng)]
+    for c in configs:  # keep the samples small: the test is about the machinery, not the figures
+        c["h"] = min(c.get("h", 1), 14)
+    kernel_fit.measure(reg, device, store, configs, quiet=True)
+    rows, calibration = kernel_fit.training_rows(store, device, rules)
+    predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend)
+    path = kernel_model.save(predictor, predictor_path(reg.workspace, device.name, device.backend))
+    store.close()
+    return cfg, path, tmp
+
+
+def _conv_then(op: str, tmp, name: str):
+    g = GraphBuilder((1, 16, 8, 8))
+    y = g.conv("x", 16)
+    z = g.op(op, [y], g.shapes[y])
+    return save(g.model([g.conv(z, 16)]), tmp / name)
+
+
+def test_op_without_predictor_warns_and_gets_finite_estimate(built, capsys, caplog):
+    cfg, _, tmp = built
+    path = _conv_then("Erf", tmp, "erf.onnx")
+    assert main(["predict", "--device", "local", "--onnx", str(path), "--json", "--config", str(cfg),
+                 "--per-kernel"]) == 0
+    out = capsys.readouterr()
+    [row] = json.loads(out.out)
+    assert row["contains_unpredicted"] and row["unpredicted_ops"] == ["Erf"]
+    assert np.isfinite(row["latency_ms"]) and row["latency_ms"] > row["base_ms"]
+    erf = [k for k in row["per_kernel"] if k["op"] == "Erf"]
+    assert len(erf) == 1 and erf[0]["predicted_us"] > 0 and not erf[0]["predicted"]
+    warned = out.err + caplog.text  # the CLI logs warnings to stderr (pytest captures the log)
+    assert "no kernel predictor for op 'Erf'" in warned and str(path) in warned
+
+
+def test_saved_predictor_loads_from_another_directory_and_from_json(built, tmp_path):
+    cfg, path, tmp = built
+    model = onnx.load(str(_conv_then("Relu", tmp, "relu.onnx")))
+    original, _ = kernel_model.load(path)
+    moved = tmp_path / "elsewhere" / "p.json"
+    moved.parent.mkdir()
+    shutil.copy(path, moved)
+    again, warnings = kernel_model.load(moved)
+    from_text, _ = kernel_model.loads(moved.read_text())
+    want = original.predict(model).latency_ms
+    assert again.predict(model).latency_ms == pytest.approx(want)
+    assert from_text.predict(model).latency_ms == pytest.approx(want)
+    assert warnings == []
+    assert main(["predict", "--device", "local", "--onnx", str(tmp / "relu.onnx"), "--predictor", str(moved),
+                 "--config", str(cfg), "--json"]) == 0
+
+
+def test_predictor_version_mismatch_is_reported_and_tampering_refused(built, tmp_path):
+    _, path, _ = built
+    doc = json.loads(path.read_text())
+    doc["manifest"]["sklearn"] = "0.0.1"
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    import hashlib
+    doc["sha256"] = hashlib.sha256(kernel_model._canonical(body)).hexdigest()
+    _, warnings = kernel_model.loads(json.dumps(doc))
+    assert len(warnings) == 1 and "sklearn 0.0.1" in warnings[0]
+    doc["base_ms"] += 1.0
+    with pytest.raises(kernel_model.PredictorFileError, match="checksum"):
+        kernel_model.loads(json.dumps(doc))
+    doc = json.loads(path.read_text())
+    doc["version"] = 99
+    with pytest.raises(kernel_model.PredictorFileError, match="version"):
+        kernel_model.loads(json.dumps(doc))
+
+
+@pytest.mark.parametrize("family", ["googlenet", "densenet", "squeezenet", "shufflenet_v2"])
+def test_hard_families_predict(built, family, capsys):
+    from bench.corpus_models import export, sample
+
+    cfg, _, tmp = built
+    conf = sample(family, np.random.default_rng(1))
+    conf["resolution"] = 64
+    path = tmp / f"{family}.onnx"
+    export(family, conf, str(path))
+    assert main(["predict", "--device", "local", "--onnx", str(path), "--json", "--config", str(cfg)]) == 0
+    [row] = json.loads(capsys.readouterr().out)
+    assert np.isfinite(row["latency_ms"]) and row["latency_ms"] > 0 and row["kernels"] > 10
+
+
+def test_malformed_or_non_cnn_onnx_exits_2_naming_it(built, capsys):
+    cfg, _, tmp = built
+    garbage = tmp / "garbage.onnx"
+    garbage.write_bytes(b"not a model")
+    assert main(["predict", "--device", "local", "--onnx", str(garbage), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert str(garbage) in err and "Traceback" not in err
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 64])
+    mlp = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "mlp", [x], [y]),
+                            opset_imports=[helper.make_opsetid("", 17)])
+    mlp.ir_version = 8
+    path = tmp / "mlp.onnx"
+    onnx.save(mlp, str(path))
+    assert main(["predict", "--device", "local", "--onnx", str(path), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "CNN" in err
+
+
+def test_splitter_matches_the_runtime_kernel_count(built):
+    """The host-side split with the learned rules finds the compute kernels the runtime's profiler ran."""
+    import onnxruntime as ort
+
+    from bench.corpus_models import export, sample
+
+    _, path, tmp = built
+    predictor, _ = kernel_model.load(path)
+    conf = sample("resnet", np.random.default_rng(3))
+    conf["resolution"] = 64
+    model_path = tmp / "resnet.onnx"
+    export("resnet", conf, str(model_path))
+    opts = ort.SessionOptions()
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(tmp / "prof")
+    session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    session.run(None, {"input": np.zeros((1, 3, 64, 64), np.float32)})
+    with open(session.end_profiling()) as trace:
+        events = json.load(trace)
+    ran = [e["args"]["op_name"] for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+    compute = [op for op in ran if not op.startswith("Reorder")]
+    mine = [k for k in split(onnx.load(str(model_path)), predictor.rules) if k.type != "reorder"]
+    assert len(mine) == len(compute)
+
+
+def test_store_migration_adds_node_shapes(tmp_path):
+    """A version-2 store (node profiles without shapes) is migrated forward on open."""
+    from hwnas.store import SCHEMA_VERSION
+
+    ws = tmp_path / "ws"
+    Store(ws).close()
+    db = sqlite3.connect(ws / "measurements.sqlite")
+    for column in ("position", "input_shapes", "output_shapes"):
+        db.execute(f"ALTER TABLE node_profiles DROP COLUMN {column}")
+    db.execute("PRAGMA user_version=2")
+    db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    Store(ws).close()
+    db = sqlite3.connect(ws / "measurements.sqlite")
+    columns = {row[1] for row in db.execute("PRAGMA table_info(node_profiles)")}
+    assert {"position", "input_shapes", "output_shapes"} <= columns
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
