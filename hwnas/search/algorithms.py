@@ -12,8 +12,11 @@ and crossover, drops those already evaluated or with no finite latency, and spen
 evaluations only on the most promising ones, ranked by a :class:`Surrogate` of accuracy
 fitted on the archive (ridge regression on one-hot genes and their pairs) — "kriging
 believer" style for a front (each pick is assumed to score its prediction, so the next pick
-goes elsewhere on the front), highest prediction for a budget. A share of every batch is
-drawn at random from the pool, so a wrong surrogate cannot lock the search in.
+goes elsewhere on the front; a candidate counts at predicted latency − ``optimism_z`` std, as
+it may be non-dominated within the latency model's uncertainty), highest prediction for a
+budget. A share of every batch is drawn at random from the pool, so a wrong surrogate cannot
+lock the search in. Where exact latencies tie massively (whole-millisecond tables) and the space
+is small, NSGA-II screens the whole space every generation (:meth:`Problem.tied_universe`).
 
 * :class:`RandomSearch` — uniform samples (the baseline, always worth reporting).
 * :class:`ConstrainedEvolution` — Once-for-All's evolution finder under a latency budget
