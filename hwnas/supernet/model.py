@@ -218,11 +218,6 @@ def folded(net: Supernet, arch: Arch) -> list[np.ndarray]:
     return [t.detach().double().numpy().astype(np.float32) for t in out]
 
 
-def parameters_of(net: Supernet, arch: Arch) -> int:
-    """Trainable parameters of the subnet (BatchNorm affine included, statistics not)."""
-    return sum(t.numel() for kind, tensors in net.layers(arch) for t in (tensors[:2] if kind == "bn" else tensors))
-
-
 def sample_archs(rng: np.random.Generator, n: int) -> Sequence[Arch]:
     """``n`` uniformly drawn subnets (the random members of a sandwich step)."""
     return [digits.parse(a) for a in digits.DigitsSpace().sample(n, rng)]
