@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     """Check every input, run the search (with hardware in the loop), print the result."""
     from hwnas import spaces
     from hwnas.cli.common import registry, store
-    from hwnas.progress import bar
+    from hwnas.progress import bar, follow
     from hwnas.search.accuracy import parse_accuracy
     from hwnas.search.algorithms import ALGORITHMS
     from hwnas.search.loop import cost_model_file, search_with_hardware
@@ -124,16 +124,12 @@ def run(args: argparse.Namespace) -> int:
     accuracy = parse_accuracy(args.accuracy, space, work_dir=args.out)
     progress = bar(args.evaluations, "search", quiet=args.json, unit="eval")
 
-    def on_progress(done: int, total: int) -> None:
-        progress.total = total
-        progress.update(done - progress.n)
-
     try:
         out = search_with_hardware(space, accuracy, registry=reg, store=st, devices=devices, latencies=tables,
                                    algorithm=args.algorithm, evaluations=args.evaluations, budgets_ms=budgets,
                                    seed=args.seed, rounds=args.rounds, tolerance=args.tolerance,
                                    finalists=args.finalists, sessions=args.sessions, state_dir=args.out,
-                                   quiet=args.json, on_progress=on_progress)
+                                   quiet=args.json, on_progress=follow(progress))
     finally:
         progress.close()
     doc = out.to_json()

@@ -37,7 +37,7 @@ def run_export(args: argparse.Namespace) -> int:
     from hwnas.cli.common import registry, store
     from hwnas.cli.search import parse_budgets
     from hwnas.errors import BadInput
-    from hwnas.progress import bar
+    from hwnas.progress import bar, follow
 
     budgets = parse_budgets(args.latency_ms)
     if not budgets:
@@ -55,14 +55,10 @@ def run_export(args: argparse.Namespace) -> int:
         config = TrainConfig(steps=args.train_steps)
     progress = bar(args.evaluations, "search", quiet=args.json, unit="eval")
 
-    def on_progress(done: int, total: int) -> None:
-        progress.total = total
-        progress.update(done - progress.n)
-
     try:
         result = zoo.export(reg, store(reg), devices, budgets, args.out, space=args.space, accuracy=args.accuracy,
                             evaluations=args.evaluations, seed=args.seed, rounds=args.rounds, sessions=args.sessions,
-                            train_config=config, quiet=args.json, on_progress=on_progress)
+                            train_config=config, quiet=args.json, on_progress=follow(progress))
     finally:
         progress.close()
     if args.json:
