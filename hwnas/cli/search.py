@@ -76,11 +76,16 @@ def parse_budgets(text: str) -> list[float]:
     return budgets
 
 
-def _check_counts(args: argparse.Namespace) -> None:
-    for flag, value, least in (("--evaluations", args.evaluations, 1), ("--rounds", args.rounds, 0),
-                               ("--finalists", args.finalists, 1), ("--sessions", args.sessions, 1)):
+def check_at_least(counts: tuple[tuple[str, int | None, int], ...]) -> None:
+    """BadInput naming the first ``(flag, value, least)`` whose given value is below ``least``."""
+    for flag, value, least in counts:
         if value is not None and value < least:
             raise BadInput(f"{flag} must be at least {least}, got {value}")
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    check_at_least((("--evaluations", args.evaluations, 1), ("--rounds", args.rounds, 0),
+                    ("--finalists", args.finalists, 1), ("--sessions", args.sessions, 1)))
     if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
         raise BadInput(f"--tolerance must be a non-negative fraction, got {args.tolerance}")
 
