@@ -1,6 +1,7 @@
 """The local transport: the same agent, run as a subprocess on this machine."""
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -40,7 +41,8 @@ class LocalTransport(Transport):
                 proc.kill()
             proc.wait()
             for stream in (proc.stdin, proc.stdout, proc.stderr):
-                stream.close()
+                with contextlib.suppress(OSError):  # stdin's unflushed bytes meet a dead pipe: nothing to say
+                    stream.close()
 
         agent = AgentProcess(write, proc.stdout, proc.stderr, kill, self.device.name)
         agent.pid = proc.pid
