@@ -24,7 +24,7 @@ Scoring, per device, with TRUE latency and TRUE accuracy:
 Random, evolution and NSGA-II, 100/300/1000 accuracy evaluations, 5 seeds, all in one run.
 
     [HWNAS_SHARED_DATA=../shared/data] python bench/search_quality.py [--seeds 5] [--evals 100,300,1000]
-        [--devices a,b] [--settings a,b]
+        [--devices a,b] [--settings a,b] [--algorithms random,evolution,nsga2]
 
 Writes bench/results/search_quality.json and prints a markdown table.
 """
@@ -139,7 +139,8 @@ def transfer_objective(device: int, archs, codes_live, latency, live_idx, seed: 
                                [archs[i] for i in live_idx], prior, name)
 
 
-def run(seeds: int, evals: list[int], device_names: list[str] | None, settings: list[str]) -> dict:
+def run(seeds: int, evals: list[int], device_names: list[str] | None, settings: list[str],
+        algorithms: tuple[str, ...] = ALGORITHMS) -> dict:
     """Every run of the benchmark; returns the JSON-ready results."""
     start = time.perf_counter()
     load_before = os.getloadavg()
@@ -158,7 +159,7 @@ def run(seeds: int, evals: list[int], device_names: list[str] | None, settings: 
             for seed in range(seeds):
                 objective = table if setting == "a" else transfer_objective(j, archs, None, latency, live_idx,
                                                                             seed, device)
-                for algorithm in ALGORITHMS:
+                for algorithm in algorithms:
                     for n in evals:
                         t0 = time.perf_counter()
                         result = run_search(space, accuracy, {device: objective}, algorithm=algorithm,
@@ -170,7 +171,7 @@ def run(seeds: int, evals: list[int], device_names: list[str] | None, settings: 
                         runs.append(entry)
             print(f"{device} ({setting}): done, {time.perf_counter() - start:.0f}s", file=sys.stderr)
     return {"config": {"accuracy": str(ACCURACY), "latency": str(LATENCY), "seeds": seeds, "evaluations": evals,
-                       "algorithms": list(ALGORITHMS), "percentiles": list(PERCENTILES), "k_transfer": K_TRANSFER,
+                       "algorithms": list(algorithms), "percentiles": list(PERCENTILES), "k_transfer": K_TRANSFER,
                        "settings": settings, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                        "cpus": os.cpu_count(), "elapsed_s": round(time.perf_counter() - start, 1)},
             "summary": summarise(runs), "runs": runs}
@@ -226,13 +227,15 @@ def main() -> None:
     parser.add_argument("--evals", default="100,300,1000")
     parser.add_argument("--devices", default="", help="comma-separated subset of the 9 devices (default all)")
     parser.add_argument("--settings", default="a,b")
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     parser.add_argument("--out", default=str(RESULTS / "search_quality.json"))
     args = parser.parse_args()
     for path in (ACCURACY, LATENCY):
         if not path.exists():
             raise SystemExit(f"data not found: {path}")
     res = run(args.seeds, [int(e) for e in args.evals.split(",")],
-              [d for d in args.devices.split(",") if d] or None, args.settings.split(","))
+              [d for d in args.devices.split(",") if d] or None, args.settings.split(","),
+              tuple(args.algorithms.split(",")))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     print(markdown(res))

@@ -24,3 +24,11 @@ def window_sessions(progress: tqdm) -> Callable[[int, int], None]:
         if progress.format_dict["elapsed"] >= progress.delay:  # the bar's own 1 s delay holds
             progress.refresh()
     return show
+
+
+def follow(progress: tqdm) -> Callable[[int, int], None]:
+    """An ``on_progress(done, total)`` callback that moves the bar to ``done`` of ``total``."""
+    def show(done: int, total: int) -> None:
+        progress.total = total
+        progress.update(done - progress.n)
+    return show

@@ -96,7 +96,7 @@ def measure_archs(registry: Registry, device: DeviceConfig, store: Store, space:
     return Measured(latency, report.measured, report.error, report.exit_code)
 
 
-def least_certain(registry: Registry, device: DeviceConfig, store: Store, space: Space, n: int, pool: int,
+def least_certain(device: DeviceConfig, store: Store, space: Space, n: int, pool: int,
                   seed: int = 0, resolutions: Sequence[int] | None = None,
                   quiet: bool = False) -> list[tuple[str, float, float]]:
     """The ``n`` unmeasured architectures of a seeded pool of ``pool`` samples (those the LUT covers)

@@ -57,7 +57,7 @@ from hwnas.errors import BadInput
 from hwnas.search.engine import check_budgets
 from hwnas.spaces import Space
 from hwnas.store import Measurement, Store, utc_now
-from lut.atomic import write_text_atomic
+from lut.atomic import fsync_dir, write_text_atomic
 
 ZOO_FORMAT = 1
 KIND = "hwnas-zoo"
@@ -461,7 +461,7 @@ def _write_pick(out: Path, space: Space, device: DeviceConfig, pick: Pick, weigh
             shutil.rmtree(old, ignore_errors=True)
         final = out / device.name / name
         os.replace(partial, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     else:
         final, doc = kept, _read_json(kept / CARD)
     entry.update({"name": doc["name"], "path": str(final.relative_to(out)), "accuracy": doc["accuracy"]["top1"],
@@ -470,14 +470,6 @@ def _write_pick(out: Path, space: Space, device: DeviceConfig, pick: Pick, weigh
                   "predicted_ms": doc["latency"]["predicted"]["ms"], "params": doc["architecture"]["params"],
                   "macs": doc["architecture"]["macs"], "weights": doc["weights"]})
     return entry
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def readme(index: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_path", "atomic_open", "write_bytes_atomic", "write_text_atomic"]
+__all__ = ["atomic_path", "atomic_open", "fsync_dir", "write_bytes_atomic", "write_text_atomic"]
 
 
 def _naming(exc: OSError, path: Path) -> OSError:
@@ -32,7 +32,8 @@ def _naming(exc: OSError, path: Path) -> OSError:
     return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Flush ``folder``'s entries to disk, so a rename into it survives a power cut."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -74,7 +75,7 @@ def atomic_path(path: str | os.PathLike, *, parents: bool = False, durable: bool
         tmp.unlink(missing_ok=True)
         raise
     if durable:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 @contextmanager

@@ -211,3 +211,29 @@ def test_search_against_tables_only_draws_from_their_architectures():
                         budgets_ms=(30.0,), seed=0)
     assert set(result.archive) <= set(archs) and result.evaluations == len(set(archs))
     assert any("no new architecture" in n for n in result.notes)
+
+
+def test_tied_whole_space_table_is_screened_whole_deterministically(latencies):
+    """An exact table of all 15,625 architectures with whole-millisecond ties: NSGA-II screens the
+    whole space each generation (and not with an uncertain model), spends exactly its budget and
+    repeats bit for bit; the surrogate's quadratic-form prediction equals its design matrix's."""
+    from hwnas.search.algorithms import Problem, Surrogate
+    from hwnas.search.latency import TableLatency
+
+    archs = NB201.enumerate()
+    codes = codec.encode(archs).astype(int)
+    table = TableLatency({a: float(1 + (c > 1).sum()) for a, c in zip(archs, codes)}, NB201, "ties")
+    assert len(Problem(NB201, CachedAccuracy(OpAccuracy()), {"ties": table}).tied_universe()) == len(archs)
+    assert Problem(NB201, CachedAccuracy(OpAccuracy()), latencies).tied_universe() is None
+    runs = [run_search(NB201, OpAccuracy(), {"ties": table}, algorithm="nsga2", evaluations=150,
+                       budgets_ms=(3.0,), seed=3) for _ in range(2)]
+    assert runs[0].evaluations == 150 and len(runs[0].archive) == 150
+    assert json.dumps(runs[0].to_json()) == json.dumps(runs[1].to_json())
+    truth = OpAccuracy().evaluate(archs)
+    levels = {float(1 + (c > 1).sum()) for c in codes}
+    assert len({c.latency_ms for c in runs[0].devices["ties"].front}) <= len(levels)
+    best3 = max(t for t, c in zip(truth, codes) if 1 + (c > 1).sum() <= 3)
+    assert runs[0].devices["ties"].best[0].accuracy == pytest.approx(best3)
+
+    sur = Surrogate(np.asarray(NB201.choices())).fit(codes[:300], truth[:300])
+    assert np.allclose(sur.predict(codes[300:400]), sur.features(codes[300:400]) @ sur.coef_ + sur.mean_)

@@ -67,7 +67,12 @@ def test_search_measures_finalists_and_refits_the_cost_model(tmp_path, capsys):
     measured = {f["arch"]: f["measured_ms"] for r in rounds for f in r["devices"][0]["finalists"]}
     initial = load_cost_model(space="nasbench201", path=tmp_path / "search" / "models" / "round-1" / "local.json")
     final = load_cost_model(device="local", space="nasbench201", config=cfg)
-    assert final.manifest["n_train"] == INITIAL_NETWORKS + len(measured)
+    # the newest model is the last refit's (a round whose finalists all agree measures them but does not
+    # refit), trained on the first networks and every finalist measured up to that round
+    refitted = [i for i, r in enumerate(rounds) if r["devices"][0]["refit"]]
+    newest = rounds[refitted[-1]]["devices"][0]["refit"]
+    assert final.manifest["n_train"] == newest["n_train"] == INITIAL_NETWORKS + sum(
+        r["devices"][0]["newly_measured"] for r in rounds[:refitted[-1] + 1])
     before = _mape(initial.predict(list(measured)), list(measured.values()))
     after = _mape(final.predict(list(measured)), list(measured.values()))
     assert after < before, f"median |error| on {len(measured)} finalists: initial {before:.1f}%, refit {after:.1f}%"

@@ -24,6 +24,7 @@ adding one module on each side.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 from pathlib import Path
@@ -41,8 +42,9 @@ class RuntimeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@functools.cache
 def names() -> tuple[str, ...]:
-    """Every backend with a module here, sorted."""
+    """Every backend with a module here, sorted (the folder is listed once per process)."""
     return tuple(sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
                         if not m.name.startswith("_")))
 

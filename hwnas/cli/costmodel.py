@@ -277,7 +277,7 @@ def run_refine(args: argparse.Namespace) -> int:
     bad = [r for r in args.resolution or [] if r not in space.resolutions]
     if bad:
         raise BadInput(f"--resolution {bad[0]} is not a resolution of space {space.name}")
-    chosen = refine.least_certain(reg, device, st, space, args.budget, args.pool, args.seed, args.resolution,
+    chosen = refine.least_certain(device, st, space, args.budget, args.pool, args.seed, args.resolution,
                                   quiet=args.json)
     done = refine.refine(reg, device, st, space, chosen, sessions=args.sessions, seed=args.seed, quiet=args.json)
     result = {"device": device.name, "space": space.name, "budget": args.budget, "pool": args.pool,

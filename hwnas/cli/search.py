@@ -76,11 +76,16 @@ def parse_budgets(text: str) -> list[float]:
     return budgets
 
 
-def _check_counts(args: argparse.Namespace) -> None:
-    for flag, value, least in (("--evaluations", args.evaluations, 1), ("--rounds", args.rounds, 0),
-                               ("--finalists", args.finalists, 1), ("--sessions", args.sessions, 1)):
+def check_at_least(counts: tuple[tuple[str, int | None, int], ...]) -> None:
+    """BadInput naming the first ``(flag, value, least)`` whose given value is below ``least``."""
+    for flag, value, least in counts:
         if value is not None and value < least:
             raise BadInput(f"{flag} must be at least {least}, got {value}")
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    check_at_least((("--evaluations", args.evaluations, 1), ("--rounds", args.rounds, 0),
+                    ("--finalists", args.finalists, 1), ("--sessions", args.sessions, 1)))
     if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
         raise BadInput(f"--tolerance must be a non-negative fraction, got {args.tolerance}")
 
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     """Check every input, run the search (with hardware in the loop), print the result."""
     from hwnas import spaces
     from hwnas.cli.common import registry, store
-    from hwnas.progress import bar
+    from hwnas.progress import bar, follow
     from hwnas.search.accuracy import parse_accuracy
     from hwnas.search.algorithms import ALGORITHMS
     from hwnas.search.loop import cost_model_file, search_with_hardware
@@ -124,16 +129,12 @@ def run(args: argparse.Namespace) -> int:
     accuracy = parse_accuracy(args.accuracy, space, work_dir=args.out)
     progress = bar(args.evaluations, "search", quiet=args.json, unit="eval")
 
-    def on_progress(done: int, total: int) -> None:
-        progress.total = total
-        progress.update(done - progress.n)
-
     try:
         out = search_with_hardware(space, accuracy, registry=reg, store=st, devices=devices, latencies=tables,
                                    algorithm=args.algorithm, evaluations=args.evaluations, budgets_ms=budgets,
                                    seed=args.seed, rounds=args.rounds, tolerance=args.tolerance,
                                    finalists=args.finalists, sessions=args.sessions, state_dir=args.out,
-                                   quiet=args.json, on_progress=on_progress)
+                                   quiet=args.json, on_progress=follow(progress))
     finally:
         progress.close()
     doc = out.to_json()

@@ -35,16 +35,15 @@ def run_export(args: argparse.Namespace) -> int:
     """Check the inputs, export, print the index as a table (or JSON)."""
     from hwnas import zoo
     from hwnas.cli.common import registry, store
-    from hwnas.cli.search import parse_budgets
+    from hwnas.cli.search import check_at_least, parse_budgets
     from hwnas.errors import BadInput
-    from hwnas.progress import bar
+    from hwnas.progress import bar, follow
 
     budgets = parse_budgets(args.latency_ms)
     if not budgets:
         raise BadInput("--latency-ms: give at least one latency budget in milliseconds, e.g. 5,10,20")
-    for flag, value in (("--evaluations", args.evaluations), ("--train-steps", args.train_steps)):
-        if value is not None and value < 1:
-            raise BadInput(f"{flag} must be at least 1, got {value}")
+    check_at_least((("--evaluations", args.evaluations, 1), ("--rounds", args.rounds, 0),
+                    ("--sessions", args.sessions, 1), ("--train-steps", args.train_steps, 1)))
     reg = registry(args)
     devices = [reg.device(n) for n in dict.fromkeys(args.device)]
     zoo.check_out(args.out)
@@ -55,14 +54,10 @@ def run_export(args: argparse.Namespace) -> int:
         config = TrainConfig(steps=args.train_steps)
     progress = bar(args.evaluations, "search", quiet=args.json, unit="eval")
 
-    def on_progress(done: int, total: int) -> None:
-        progress.total = total
-        progress.update(done - progress.n)
-
     try:
         result = zoo.export(reg, store(reg), devices, budgets, args.out, space=args.space, accuracy=args.accuracy,
                             evaluations=args.evaluations, seed=args.seed, rounds=args.rounds, sessions=args.sessions,
-                            train_config=config, quiet=args.json, on_progress=on_progress)
+                            train_config=config, quiet=args.json, on_progress=follow(progress))
     finally:
         progress.close()
     if args.json:

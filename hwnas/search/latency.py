@@ -160,8 +160,11 @@ class TableLatency:
         self.space = space
         self.name = name
         self.latency_ms = dict(latency_ms)
-        self.support = list(self.latency_ms)
+
+    @property
+    def support(self) -> list[str]:
         """The table's architectures (canonical strings), in file order."""
+        return list(self.latency_ms)
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike, space: Space, column: str = "latency_ms",

@@ -29,9 +29,8 @@ ONNX graphs are written by :mod:`lut.builders` exactly as the LUT measured them.
 """
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -217,15 +216,6 @@ class DigitsSpace(Space):
     def from_choices(self, codes: np.ndarray) -> list[str]:
         """Architecture strings of (n, 23) choice codes (ValueError when a gene is out of range)."""
         return [str(from_choices(row)) for row in self.check_choices(np.atleast_2d(codes))]
-
-    def iter_all(self) -> Iterator[str]:
-        """Every architecture, lazily (:meth:`size` of them: far too many to list)."""
-        per_stage = [list(itertools.product(*([list(itertools.product(KERNELS, EXPANDS))] * d))) for d in DEPTHS]
-        stage_options = [blk for options in per_stage for blk in options]
-        for width, res in itertools.product(WIDTHS, RESOLUTIONS):
-            for stages in itertools.product(stage_options, repeat=N_STAGES):
-                yield str(Arch(width, res, tuple(len(s) for s in stages),
-                               tuple(k for s in stages for k, _ in s), tuple(e for s in stages for _, e in s)))
 
     def blocks(self, arch: str) -> list[Signature]:
         """The OFA-keyed blocks of ``arch``: stem, stage blocks, head."""

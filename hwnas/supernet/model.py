@@ -51,6 +51,8 @@ class DynamicConvBN(nn.Module):
         return w, None if self.bias is None else self.bias[:cout]
 
     def forward(self, x: torch.Tensor, cout: int, kernel: int) -> torch.Tensor:
+        """The slice with ``x``'s input channels, ``cout`` outputs and a ``kernel`` x ``kernel`` centre, then
+        BatchNorm (its statistics sliced too; a cumulative average when momentum is None) and the activation."""
         cin = x.shape[1]
         cout = cin if self.depthwise else cout
         w, b = self.tensors(cin, cout, kernel)
@@ -96,6 +98,7 @@ class DynamicMBConv(nn.Module):
         return mid, digits.make_divisible(mid // SE_REDUCTION), digits.channels(width)[1][self.stage]
 
     def forward(self, x: torch.Tensor, width: float, kernel: int, expand: int) -> torch.Tensor:
+        """The block as the subnet of ``width``, ``kernel`` and ``expand`` ratio runs it on ``x``."""
         cin = x.shape[1]
         mid, reduced, cout = self._dims(cin, width, expand)
         h = x if mid == cin else self.expand(x, mid, 1)
@@ -216,11 +219,6 @@ def folded(net: Supernet, arch: Arch) -> list[np.ndarray]:
         elif kind == "linear":
             out += tensors
     return [t.detach().double().numpy().astype(np.float32) for t in out]
-
-
-def parameters_of(net: Supernet, arch: Arch) -> int:
-    """Trainable parameters of the subnet (BatchNorm affine included, statistics not)."""
-    return sum(t.numel() for kind, tensors in net.layers(arch) for t in (tensors[:2] if kind == "bn" else tensors))
 
 
 def sample_archs(rng: np.random.Generator, n: int) -> Sequence[Arch]:
