@@ -95,6 +95,16 @@ def test_pareto_front_and_hypervolume():
     assert hypervolume(np.array([1.5, 2.0]), np.array([0.0, 1.0]), (1.0, 2.0), (0.0, 2.0)) == pytest.approx(0.75)
 
 
+def test_latencies_a_few_ulps_apart_tie_on_the_front():
+    """Batched predictions differ in the last bits with the batch: the less accurate of two equal
+    latencies never joins the front, whichever is a few ulps faster."""
+    lat = 0.12084011474
+    for faster in (0, 1):
+        lats = np.array([lat, lat])
+        lats[faster] = np.nextafter(np.nextafter(lat, 0.0), 0.0)
+        assert pareto_front(np.array([73.56, 77.9]), lats).tolist() == [1]
+
+
 @pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
 def test_same_seed_same_result_bit_for_bit(algorithm, latencies):
     runs = [run_search(NB201, OpAccuracy(), latencies, algorithm=algorithm, evaluations=120,

@@ -94,10 +94,25 @@ class SearchResult:
                              "best": [b.to_json() for b in dev.best]} for name, dev in self.devices.items()]}
 
 
+LATENCY_DIGITS = 12
+"""Latencies equal to this many significant digits tie on the front: a cost model's batched
+predictions can differ in the last bits with the batch they were computed in, and a one-ulp
+"faster" point must not join the front in one run and not in a resumed one."""
+
+
+def significant(values: np.ndarray, digits: int = LATENCY_DIGITS) -> np.ndarray:
+    """``values`` rounded to ``digits`` significant digits (zeros and non-finite values kept)."""
+    x = np.asarray(values, dtype=float)
+    magnitude = np.floor(np.log10(np.abs(np.where(np.isfinite(x) & (x != 0), x, 1.0))))
+    scale = 10.0 ** (digits - 1 - magnitude)
+    return np.where(np.isfinite(x), np.round(x * scale) / scale, x)
+
+
 def pareto_front(accuracy: np.ndarray, latency: np.ndarray) -> np.ndarray:
-    """Indices of the non-dominated points (max accuracy, min latency), fastest first; a point with
-    NaN accuracy or latency is never on the front."""
-    acc, lat = np.asarray(accuracy, dtype=float), np.asarray(latency, dtype=float)
+    """Indices of the non-dominated points (max accuracy, min latency), fastest first; latencies equal
+    to :data:`LATENCY_DIGITS` significant digits tie; a point with NaN accuracy or latency is never on
+    the front."""
+    acc, lat = np.asarray(accuracy, dtype=float), significant(latency)
     ok = np.flatnonzero(np.isfinite(acc) & np.isfinite(lat))
     keep: list[int] = []
     best = -np.inf
