@@ -275,6 +275,13 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
         users = g.consumers.get(name, [])
         return users[0] if len(users) == 1 and name not in g.outputs else None
 
+    def absorb(kernel: Kernel, node: onnx.NodeProto, cur: str) -> str:
+        """Fuse ``node`` (the single user of ``cur``) into ``kernel``; returns its output."""
+        taken.add(id(node))
+        kernel.nodes.append(node.name or node.output[0])
+        alias[node.output[0]] = cur
+        return node.output[0]
+
     reordered: set[str] = set()
 
     def need_layout(name: str, want_blocked: bool, kernel_name: str) -> None:
@@ -347,10 +354,7 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                     kernel.features["act"] = ACT_CODES.get(nxt.op_type, 9)
                 else:
                     break
-                taken.add(id(nxt))
-                kernel.nodes.append(nxt.name or nxt.output[0])
-                alias[nxt.output[0]] = cur
-                cur = nxt.output[0]
+                cur = absorb(kernel, nxt, cur)
                 chain.append(cur)
             for t in chain:
                 blocked[t] = bool(kernel.features.get("nchwc"))
@@ -394,10 +398,7 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                     kernel.features["act"] = ACT_CODES.get(nxt.op_type, 9)
                 else:
                     break
-                taken.add(id(nxt))
-                kernel.nodes.append(nxt.name or nxt.output[0])
-                alias[nxt.output[0]] = cur
-                cur = nxt.output[0]
+                cur = absorb(kernel, nxt, cur)
             blocked[cur] = False
             kernels.append(kernel)
             continue
