@@ -3,13 +3,22 @@
 For ``--subnets`` architectures spread over the space (the largest, the smallest, and
 subnets at evenly spaced MAC quantiles of a seeded sample), compares the held-out top-1
 each gets with inherited supernet weights (BatchNorm recalibrated) against the top-1 it
-gets trained alone from scratch (same split, augmentation, optimiser and steps as the
-supernet). Reports Kendall's tau, the accuracy range over the space (largest minus
-smallest subnet) and the seed noise (a few subnets trained alone with a second seed),
-and the supernet's training time with the machine's load. Results go to
-``bench/results/supernet_ranking.json``.
+gets trained alone from scratch (same split, augmentation and optimiser as the supernet,
+``--alone-steps`` steps), with three seeds per subnet. Reports
 
-    python -m bench.supernet_ranking [--checkpoint DIR] [--subnets 12] [--noise 3]
+* Kendall's tau of the supernet's accuracies against the mean of the alone seeds (the
+  target), and against each seed;
+* the tau between two alone seeds (each pair): how well training alone agrees with
+  itself, about the ceiling any proxy of it can reach on this split;
+* the accuracy range over the space (largest minus smallest subnet, and max minus min)
+  against the seed noise (per subnet the mean |difference| between two seeds);
+* the supernet's training time with the machine's load.
+
+Alone results are cached per (architecture, seed, recipe) in
+``bench/results/.supernet_alone.json`` as they finish, so an interrupted run resumes.
+Results go to ``bench/results/supernet_ranking.json``.
+
+    python -m bench.supernet_ranking [--checkpoint DIR] [--subnets 12] [--alone-steps 300]
 
 Without ``--checkpoint`` a supernet is trained first (default settings).
 """
@@ -20,16 +29,22 @@ import json
 import os
 import sys
 import time
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import kendalltau
 
+from bench.common import RESULTS, write
 from hwnas.spaces import digits
 from hwnas.supernet import checkpoint, train
 from hwnas.zoo import count_macs
+from lut.atomic import write_text_atomic
 
-OUT = Path(__file__).parent / "results" / "supernet_ranking.json"
+CACHE = RESULTS / ".supernet_alone.json"
+SEEDS = (0, 1, 2)
+ALONE_FIELDS = ("steps", "batch", "lr", "weight_decay", "seed", "split_seed")
+"""The training settings a subnet trained alone depends on (the cache key)."""
 
 
 def spread_archs(n: int, seed: int) -> list[str]:
@@ -42,58 +57,78 @@ def spread_archs(n: int, seed: int) -> list[str]:
     return [str(digits.LARGEST), str(digits.SMALLEST), *dict.fromkeys(picks)]
 
 
+def alone(arch: str, recipe: train.TrainConfig, cache: dict) -> dict:
+    """Held-out top-1 and seconds of ``arch`` trained alone with ``recipe`` (cached)."""
+    key = json.dumps([arch, {k: v for k, v in recipe.to_dict().items() if k in ALONE_FIELDS}], sort_keys=True)
+    if key not in cache:
+        top1, seconds = train.train_alone(digits.parse(arch), recipe)
+        cache[key] = {"top1": top1, "seconds": round(seconds, 1), "loadavg": [round(x, 2) for x in os.getloadavg()]}
+        write_text_atomic(CACHE, json.dumps(cache, indent=1) + "\n")
+    return cache[key]
+
+
+def tau(a, b) -> float:
+    """Kendall's tau-b of two score lists."""
+    return float(kendalltau(a, b).statistic)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and write the results JSON."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=None, help="trained supernet folder (default: train one)")
     p.add_argument("--subnets", type=int, default=12)
-    p.add_argument("--noise", type=int, default=3, help="subnets trained alone with a second seed")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alone-steps", type=int, default=300, help="training steps of each subnet trained alone")
+    p.add_argument("--seed", type=int, default=0, help="seed of the subnet sample")
     args = p.parse_args(argv)
     start, load_start = time.perf_counter(), os.getloadavg()
     if args.checkpoint is None:
-        folder = Path("bench/results/.supernet")
-        trained = train.train(train.TrainConfig())
-        checkpoint.save(trained, folder)
+        folder = RESULTS / ".supernet"
+        checkpoint.save(train.train(train.TrainConfig()), folder)
     else:
         folder = Path(args.checkpoint)
     ckpt = checkpoint.load(folder)
     config = checkpoint.train_config(ckpt.manifest)
-    archs = spread_archs(args.subnets, args.seed)
+    cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
     rows = []
-    for i, arch in enumerate(archs):
-        a = digits.parse(arch)
-        inherited = train.score(ckpt.net, ckpt.split, a)
-        alone, seconds = train.train_alone(a, config)
+    for arch in spread_archs(args.subnets, args.seed):
+        runs = [alone(arch, train.TrainConfig(**{**config.to_dict(), "steps": args.alone_steps, "seed": s}), cache)
+                for s in SEEDS]
+        top1 = [r["top1"] for r in runs]
         row = {"arch": arch, "macs": count_macs(digits.DigitsSpace().onnx_model(arch))[0],
-               "supernet_top1": inherited, "alone_top1": alone, "alone_seconds": round(seconds, 1)}
-        if i < args.noise:
-            row["alone_top1_seed1"] = train.train_alone(a, train.TrainConfig(**{**config.to_dict(), "seed": 1}))[0]
+               "supernet_top1": train.score(ckpt.net, ckpt.split, digits.parse(arch)),
+               "alone_top1_seeds": top1, "alone_top1_mean": float(np.mean(top1)),
+               "alone_seconds": [r["seconds"] for r in runs]}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
     sup = np.array([r["supernet_top1"] for r in rows])
-    alone = np.array([r["alone_top1"] for r in rows])
-    tau = kendalltau(sup, alone)
-    noise = [abs(r["alone_top1"] - r["alone_top1_seed1"]) for r in rows if "alone_top1_seed1" in r]
+    mean = np.array([r["alone_top1_mean"] for r in rows])
+    seeds = np.array([r["alone_top1_seeds"] for r in rows])
+    pairs = list(combinations(range(len(SEEDS)), 2))
+    noise = np.mean([np.abs(seeds[:, i] - seeds[:, j]) for i, j in pairs], axis=0)
     result = {
-        "bench": "supernet_ranking", "subnets": len(rows), "kendall_tau": float(tau.statistic),
-        "kendall_p": float(tau.pvalue), "tau_target": 0.5,
+        "bench": "supernet_ranking", "subnets": len(rows), "tau_target": 0.5,
+        "kendall_tau": tau(sup, mean), "kendall_p": float(kendalltau(sup, mean).pvalue),
+        "kendall_tau_per_alone_seed": [tau(sup, seeds[:, i]) for i in range(len(SEEDS))],
+        "kendall_tau_alone_seed_pairs": {f"{SEEDS[i]}-{SEEDS[j]}": tau(seeds[:, i], seeds[:, j]) for i, j in pairs},
+        "kendall_tau_supernet_vs_macs": tau(sup, [r["macs"] for r in rows]),
+        "range_alone_largest_minus_smallest": float(mean[0] - mean[1]),
+        "range_alone_max_minus_min": float(mean.max() - mean.min()),
         "range_supernet_largest_minus_smallest": float(sup[0] - sup[1]),
-        "range_alone_largest_minus_smallest": float(alone[0] - alone[1]),
         "range_supernet_max_minus_min": float(sup.max() - sup.min()),
-        "range_alone_max_minus_min": float(alone.max() - alone.min()),
-        "seed_noise_alone_abs_diff": noise, "seed_noise_alone_mean": float(np.mean(noise)) if noise else None,
+        "seed_noise_alone_abs_diff": noise.tolist(), "seed_noise_alone_mean": float(noise.mean()),
+        "seed_noise_alone_max": float(noise.max()),
         "supernet_training_seconds": ckpt.manifest["training_seconds"],
         "supernet_training_loadavg": [ckpt.manifest["loadavg_before"], ckpt.manifest["loadavg_after"]],
-        "train_config": config.to_dict(), "held_out": len(ckpt.split.held_out),
-        "wall_seconds": round(time.perf_counter() - start, 1),
+        "train_config": config.to_dict(), "alone_steps": args.alone_steps, "alone_seeds": list(SEEDS),
+        "held_out": len(ckpt.split.held_out), "wall_seconds": round(time.perf_counter() - start, 1),
         "loadavg_start": [round(x, 2) for x in load_start], "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        "note": "2-core machine shared with other jobs (loaded); torch one intra-op thread",
+        "note": "2-core machine; torch one intra-op thread; alone results cached across runs (their seconds "
+                "and load are those of the run that trained them)",
         "rows": rows,
     }
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    out = write("supernet_ranking", result)
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
+    print(f"-> {out}", file=sys.stderr)
     return 0
 
 

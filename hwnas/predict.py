@@ -14,13 +14,17 @@ from typing import Any
 import onnx
 
 from cost_models import kernel_model
-from cost_models.onnx_kernels import GraphError, Kernel, light
+from cost_models.onnx_kernels import SMALL_INITIALIZER, GraphError, Kernel, light
+from cost_models.onnx_wire import load_without_weights
 from hwnas.config import Registry
 from hwnas.errors import BadInput
 from hwnas.measure import check_onnx
 
 log = logging.getLogger("hwnas")
 CNN_KERNELS = ("conv", "dwconv", "gconv")
+WEIGHT_BYTES = 8 * SMALL_INITIALIZER
+"""Initializers with more bytes than this are read without their values (they hold over
+``SMALL_INITIALIZER`` elements, so the splitter would drop the values anyway)."""
 
 
 def predictor_path(workspace: Path, device: str, backend: str) -> Path:
@@ -48,12 +52,12 @@ def load_predictor(registry: Registry, device_name: str, path: str | Path | None
 
 
 def _load(path: str | Path) -> onnx.ModelProto:
-    """The model of an ONNX file, checked, with large weights left out (BadInput names the file)."""
+    """The model of an ONNX file, checked, with large weights left out unread (BadInput names the file)."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such model file")
     try:
-        full = onnx.load(str(path), load_external_data=False)
+        full = load_without_weights(path, WEIGHT_BYTES)
         onnx.checker.check_model(light(full, as_inputs=True))
         model = light(full)
     except Exception as exc:  # onnx raises DecodeError, ValidationError, ...: all mean a bad file

@@ -55,7 +55,7 @@ from hwnas import refine, spaces, sweep
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput
 from hwnas.search.engine import check_budgets
-from hwnas.spaces import Space
+from hwnas.spaces import Space, digits
 from hwnas.store import Measurement, Store, utc_now
 from lut.atomic import fsync_dir, write_text_atomic
 
@@ -128,7 +128,6 @@ class Weights:
                                                             "accuracy source)"}
         import torch
 
-        from hwnas.spaces import digits
         from hwnas.supernet import model as sn
         from hwnas.supernet import train
 
@@ -294,7 +293,7 @@ def feeding(space: Space, arch: str, checkpoint: Any) -> dict[str, Any]:
                                                                      proto_input[1]],
                             "input_dtype": "float32", "layout": "NCHW", "batch": 1,
                             "output": "logits (1, classes); the class is the argmax"}
-    if space.name != "digits":
+    if space.dataset != digits.DigitsSpace.dataset:
         return spec
     from hwnas.supernet import data
 

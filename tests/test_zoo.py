@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 
 import pytest
 
@@ -73,7 +72,6 @@ def test_export_remeasure_and_recompute(exported, capsys):
     assert (out / "README.md").is_file() and (out / "local.png").stat().st_size > 1000
     chosen = [e for e in index["models"] if e["name"]]
     assert chosen, index
-    unchecked: list[str] = []
     for entry in chosen:
         folder = out / entry["path"]
         card = json.loads((folder / "card.json").read_text())
@@ -81,25 +79,18 @@ def test_export_remeasure_and_recompute(exported, capsys):
         assert card["check"]["onnx_vs_pytorch_max_abs_diff"] <= zoo.ONNX_TOLERANCE
         spread = card["latency"]["measured"]["session_spread"]
         code, stdout, err = _run(["measure", "--device", "local", "--onnx", str(folder / "model.onnx"),
-                                  "--config", cfg, "--json"], capsys)
+                                  "--sessions", "3", "--config", cfg, "--json"], capsys)
         assert code == 0, err
         again = json.loads(stdout)[0]["latency_ms"]
         assert again <= entry["budget_ms"] * (1 + spread)
         predicted, stored = card["latency"]["predicted"]["ms"], card["latency"]["measured"]["median_ms"]
-        # predicted vs re-measured within 10% is a timing figure, not an assertion (the CI machine is
-        # noisy: two measurements of one graph were seen 32% apart); the test reports every miss
-        if abs(predicted - again) > 0.10 * again:
-            unchecked.append(f"{entry['name']}: predicted {predicted:.4f} ms, stored {stored:.4f} ms, "
-                             f"re-measured {again:.4f} ms")
+        assert abs(predicted - again) <= 0.10 * again, (f"{entry['name']}: predicted {predicted:.4f} ms, "
+                                                        f"stored {stored:.4f} ms, re-measured {again:.4f} ms")
         got = subprocess.run([sys.executable, "-c", RECOMPUTE, str(folder)], capture_output=True, text=True,
                              timeout=120, cwd="/", check=False)
         assert got.returncode == 0, got.stderr
         result = json.loads(got.stdout)
         assert result["top1"] == pytest.approx(result["card"], abs=1e-9)
-
-    if unchecked:
-        warnings.warn("predicted vs re-measured latency more than 10% apart: " + "; ".join(unchecked),
-                      stacklevel=1)
 
     # a re-run resumes: same picks, model folders kept
     before = {e["name"]: (out / e["path"] / "model.onnx").stat().st_mtime_ns for e in chosen}
@@ -156,3 +147,14 @@ def test_checkpoint_round_trip_refuses_tampered_weights(exported):
     assert not set(ckpt.split.held_out) & set(ckpt.split.train)
     score = train.score(ckpt.net, ckpt.split, digits.SMALLEST)
     assert 0.0 <= score <= 100.0
+
+
+def test_a_bare_supernet_source_is_the_registry_workspaces(exported, capsys, tmp_path, monkeypatch):
+    tmp, cfg = exported
+    monkeypatch.chdir(tmp_path)  # a ./.hwnas here would be used (and a supernet trained) without the registry
+    code, stdout, err = _run(["search", "--space", "digits", "--accuracy", "supernet", "--device", "local",
+                              "--latency-ms", "1000", "--evaluations", "4", "--rounds", "0", "--config", cfg,
+                              "--json"], capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["accuracy_source"] == f"supernet:{default_folder(tmp / 'ws')}"
+    assert not (tmp_path / ".hwnas").exists()

@@ -103,6 +103,16 @@ def _latencies(args: argparse.Namespace, space) -> dict:
     return tables
 
 
+def _workspace(args: argparse.Namespace, reg) -> Path:
+    """Where a bare ``supernet`` source keeps its supernet: the registry's workspace (of ``--config``
+    when that file exists, even without ``--device``), else ./.hwnas."""
+    from hwnas.cli.common import registry
+
+    if reg is None and Path(args.config).is_file():
+        reg = registry(args)
+    return reg.workspace if reg is not None else Path(".hwnas")
+
+
 def run(args: argparse.Namespace) -> int:
     """Check every input, run the search (with hardware in the loop), print the result."""
     from hwnas import spaces
@@ -126,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         for device in devices:
             cost_model_file(reg, device, space)
         st = store(reg)
-    accuracy = parse_accuracy(args.accuracy, space, work_dir=args.out)
+    bare_supernet = args.accuracy.strip() in ("supernet", "supernet:")
+    accuracy = parse_accuracy(args.accuracy, space, work_dir=args.out,
+                              workspace=_workspace(args, reg) if bare_supernet else ".hwnas")
     progress = bar(args.evaluations, "search", quiet=args.json, unit="eval")
 
     try:

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--sessions", type=int, default=None,
                    help="fresh runtime sessions per measured network (default: the device's measurement.sessions)")
     e.add_argument("--train-steps", type=int, default=None, metavar="N",
-                   help="supernet training steps when one must be trained (default: 300)")
+                   help="supernet training steps when one must be trained (default: 600)")
     add_common(e)
     e.set_defaults(func=run_export)
 

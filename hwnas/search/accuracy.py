@@ -414,8 +414,9 @@ class TableAccuracy:
 
 # ------------------------------------------------------------------------------ supernet
 
-def supernet_accuracy(path: str | None, space: Any) -> AccuracyObjective:
-    """The weight-sharing supernet's accuracy source (``hwnas.supernet``, imported lazily)."""
+def supernet_accuracy(path: str | None, space: Any, workspace: str | Path = ".hwnas") -> AccuracyObjective:
+    """The weight-sharing supernet's accuracy source (``hwnas.supernet``, imported lazily); without
+    ``path``, the supernet of ``workspace`` (trained there first when it has none)."""
     try:
         module = importlib.import_module("hwnas.supernet.accuracy")
     except ModuleNotFoundError as exc:
@@ -424,18 +425,19 @@ def supernet_accuracy(path: str | None, space: Any) -> AccuracyObjective:
                            "(the weight-sharing supernet, issue 13), which this installation lacks.") from exc
         raise BadInput(f"the supernet accuracy source needs the Python package {exc.name!r} "
                        "(install hwnas[torch]).") from exc
-    return module.SupernetAccuracy(path, space)
+    return module.SupernetAccuracy(path, space, workspace=workspace)
 
 
 # ------------------------------------------------------------------------------- parsing
 
 def parse_accuracy(spec: str | Callable[[str], float] | AccuracyObjective, space: Any, *,
-                   work_dir: str | Path | None = None) -> AccuracyObjective:
+                   work_dir: str | Path | None = None, workspace: str | Path = ".hwnas") -> AccuracyObjective:
     """The accuracy objective ``spec`` names (one of :data:`SOURCE_FORMS`), for ``space``.
 
     ``spec`` may also be an objective (returned as is) or a plain function ``arch -> float``.
     ``work_dir`` is where a table's fitted accuracy predictor is saved as JSON (the search's
-    state directory or the workspace); without it the predictor is kept in memory only.
+    state directory or the workspace); without it the predictor is kept in memory only. A bare
+    ``supernet`` is the supernet of ``workspace`` (the registry's workspace in the CLI).
     Unknown or malformed sources raise BadInput listing the known forms.
     """
     if isinstance(spec, AccuracyObjective):
@@ -450,7 +452,7 @@ def parse_accuracy(spec: str | Callable[[str], float] | AccuracyObjective, space
     if kind == "python":
         return load_callable(rest)
     if kind == "supernet":
-        return supernet_accuracy(rest or None, space)
+        return supernet_accuracy(rest or None, space, workspace)
     if kind == "table" and rest:
         return TableAccuracy.from_spec(rest, space, work_dir=work_dir)
     if kind == "proxy" and rest:

@@ -45,6 +45,9 @@ class Space(ABC):
     resolutions: tuple[int, ...]
     enumerable: bool = False
     """True when :meth:`enumerate` lists the whole space."""
+    dataset: str | None = None
+    """The real data set the space's networks classify (the zoo then states how to feed a sample);
+    None when there is none."""
     choice_label: str = "choice codes"
     """What the space calls a row of its choice encoding (in error messages)."""
     kernel_radices: tuple[int, ...] | None = None

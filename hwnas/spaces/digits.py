@@ -176,6 +176,7 @@ class DigitsSpace(Space):
     """The digits supernet space; see the module docstring."""
 
     name = "digits"
+    dataset = "sklearn load_digits"
     default_resolutions = RESOLUTIONS
     resolutions = RESOLUTIONS
     enumerable = False
