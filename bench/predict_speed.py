@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
               "cli_end_to_end_ms": cli, "target_ms": TARGET_MS,
               "met_with_file_read": bool(np.median(times) <= TARGET_MS),
               "met_loaded_graph": bool(np.median(graph_times) <= TARGET_MS),
-              "note": "shared 2-core machine, loaded by other work (see loadavg)"}
+              "note": "2-core machine; its load before and after is in machine.loadavg_before and loadavg_after"}
     out = write("predict_speed", result)
     print(f"predict, 50-layer CNN ({convs} conv kernels, {row['kernels']} kernels): median "
           f"{result['per_model_ms']['median']:.1f} ms (p10 {result['per_model_ms']['p10']:.1f}, p90 "
