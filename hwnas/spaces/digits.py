@@ -31,16 +31,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-import onnx
 
-from hwnas.spaces import Space
-from lut import builders
+from hwnas.spaces.slots import Arch, SlotSpace, parse_arch
 from lut.builders import make_divisible
 from lut.signature import Signature
-from lut.table import Layout
 
 KERNELS = (3, 5)
 EXPANDS = (2, 3, 4)
@@ -61,43 +57,9 @@ N_CODES = 1 + len(KERNELS) * len(EXPANDS)   # 0 = block not used
 _ARCH_RE = re.compile(r"^w(1\.0|1\.5)-r(\d+)-d([123]{3})-k([35]+)-e([234]+)$")
 
 
-@dataclass(frozen=True)
-class Arch:
-    """A decoded digits architecture: width multiplier, resolution, depths, per-block kernel/expand."""
-
-    width: float
-    resolution: int
-    depths: tuple[int, ...]
-    kernels: tuple[int, ...]
-    expands: tuple[int, ...]
-
-    def __str__(self) -> str:
-        return (f"w{self.width:.1f}-r{self.resolution}-d{''.join(map(str, self.depths))}"
-                f"-k{''.join(map(str, self.kernels))}-e{''.join(map(str, self.expands))}")
-
-    def stages(self) -> list[list[tuple[int, int]]]:
-        """(kernel, expand) of the active blocks, stage by stage."""
-        out, k = [], 0
-        for depth in self.depths:
-            out.append(list(zip(self.kernels[k:k + depth], self.expands[k:k + depth])))
-            k += depth
-        return out
-
-
 def parse(arch: str) -> Arch:
     """Decode a digits architecture string; ValueError names the problem."""
-    match = _ARCH_RE.match(arch.strip()) if isinstance(arch, str) else None
-    if not match:
-        raise ValueError(f"malformed digits architecture {arch!r} (expected like w1.0-r32-d123-k353535-e234234)")
-    width, res = float(match[1]), int(match[2])
-    depths = tuple(int(c) for c in match[3])
-    kernels, expands = tuple(int(c) for c in match[4]), tuple(int(c) for c in match[5])
-    if res not in RESOLUTIONS:
-        raise ValueError(f"digits architecture {arch!r}: resolution {res} not in {RESOLUTIONS}")
-    if len(kernels) != sum(depths) or len(expands) != sum(depths):
-        raise ValueError(f"digits architecture {arch!r}: needs {sum(depths)} kernel and expand digits "
-                         f"(one per block), got {len(kernels)} and {len(expands)}")
-    return Arch(width, res, depths, kernels, expands)
+    return parse_arch(arch, "digits", _ARCH_RE, RESOLUTIONS, str(RESOLUTIONS), "w1.0-r32-d123-k353535-e234234")
 
 
 LARGEST = Arch(max(WIDTHS), max(RESOLUTIONS), (MAX_DEPTH,) * N_STAGES, (max(KERNELS),) * N_SLOTS,
@@ -172,8 +134,12 @@ def from_choices(genes: Sequence[int]) -> Arch:
                 tuple(EXPANDS[g[2 + N_STAGES + N_SLOTS + i]] for i in active))
 
 
-class DigitsSpace(Space):
+class DigitsSpace(SlotSpace):
     """The digits supernet space; see the module docstring."""
+
+    kernels, expands, widths = KERNELS, EXPANDS, WIDTHS
+    n_stages, max_depth, leading = N_STAGES, MAX_DEPTH, 1
+    in_channels, classes = IN_CHANNELS, CLASSES
 
     name = "digits"
     dataset = "sklearn load_digits"
@@ -218,81 +184,21 @@ class DigitsSpace(Space):
         """Architecture strings of (n, 23) choice codes (ValueError when a gene is out of range)."""
         return [str(from_choices(row)) for row in self.check_choices(np.atleast_2d(codes))]
 
-    def blocks(self, arch: str) -> list[Signature]:
-        """The OFA-keyed blocks of ``arch``: stem, stage blocks, head."""
+    def net_blocks(self, width: float, res: int, choices: list[list[tuple[int, int]]]) -> list[Signature]:
+        """Blocks of a network (:func:`network_blocks`)."""
+        return network_blocks(width, res, choices)
+
+    def slot_block(self, size: int, cin: int, stage: int, pos: int, width: float, kernel: int,
+                   expand: int) -> Signature:
+        """One stage block (:func:`stage_block`)."""
+        return stage_block(size, cin, stage, pos, width, kernel, expand)
+
+    def arch_choices(self, arch: str) -> tuple[float, int, list[list[tuple[int, int]]]]:
+        """Width, resolution and per-stage (kernel, expand) choices of ``arch``."""
         a = parse(arch)
-        return network_blocks(a.width, a.resolution, a.stages())
+        return a.width, a.resolution, a.stages()
 
-    def all_blocks(self, resolutions: Sequence[int] | None = None,
-                   widths: Sequence[float] | None = None) -> list[Signature]:
-        """Every distinct block at the given resolutions and widths (default: all)."""
-        seen: dict[Signature, None] = {}
-        for width in widths or WIDTHS:
-            for res in resolutions or self.default_resolutions:
-                if res not in RESOLUTIONS:
-                    raise ValueError(f"digits resolution {res} not in {RESOLUTIONS}")
-                fixed, slots = self._context_terms(width, res)
-                seen.update(dict.fromkeys([*fixed, *slots.values()]))
-        return list(seen)
-
-    @staticmethod
-    def _context_terms(width: float, res: int) -> tuple[list[Signature], dict[tuple[int, int], Signature]]:
-        """The fixed blocks (stem, head) and {(slot, code): block} of one (width, resolution)."""
-        net = network_blocks(width, res, [[(3, 2)] for _ in STAGE_BASE])
-        size, cin = net[0].output[0], net[0].output[2]
-        slots: dict[tuple[int, int], Signature] = {}
-        for stage in range(N_STAGES):
-            for pos in range(MAX_DEPTH):
-                for ki, kernel in enumerate(KERNELS):
-                    for ei, expand in enumerate(EXPANDS):
-                        block = stage_block(size, cin, stage, pos, width, kernel, expand)
-                        slots[(stage * MAX_DEPTH + pos, 1 + ki * len(EXPANDS) + ei)] = block
-                size, cin = block.output[0], block.output[2]
-        return net[:1] + net[-4:], slots
-
-    def contexts(self) -> list[tuple[float, int]]:
-        """(width, resolution) of each context index of the encoding."""
-        return [(w, r) for w in WIDTHS for r in RESOLUTIONS]
-
-    def encode(self, archs: Sequence[str]) -> np.ndarray:
-        """(n, 10) ints: context (width, resolution), then per slot 0 (unused) or 1 + kernel*3 + expand."""
-        ctx_index = {c: i for i, c in enumerate(self.contexts())}
-        out = np.zeros((len(archs), 1 + N_SLOTS), dtype=np.int64)
-        for row, arch in enumerate(archs):
-            a = parse(arch)
-            out[row, 0] = ctx_index[(a.width, a.resolution)]
-            for stage, stage_choices in enumerate(a.stages()):
-                for pos, (kernel, expand) in enumerate(stage_choices):
-                    out[row, 1 + stage * MAX_DEPTH + pos] = (1 + KERNELS.index(kernel) * len(EXPANDS)
-                                                             + EXPANDS.index(expand))
-        return out
-
-    def layout(self) -> Layout:
-        """The LUT layout over every (width, resolution) context."""
-        terms: list[tuple[int, int, int, str, float]] = []
-        contexts = self.contexts()
-        for ctx, (width, res) in enumerate(contexts):
-            fixed, slots = self._context_terms(width, res)
-            terms += [(ctx, -1, 0, sig.key(), 1.0) for sig in fixed]
-            terms += [(ctx, slot, code, sig.key(), 1.0) for (slot, code), sig in slots.items()]
-        return Layout(self.name, N_SLOTS, N_CODES, tuple(f"w{w:.1f}-r{r}" for w, r in contexts), tuple(terms))
-
-    def onnx_model(self, arch: str, weights: Sequence[np.ndarray] | None = None) -> onnx.ModelProto:
-        """The network graph: one input ``input_0`` (1, 1, r, r), 10 logits.
-
-        ``weights`` (the folded tensors of :func:`hwnas.supernet.model.folded`, in graph order) replace
-        the seeded random weights; the graph is the same either way.
-        """
-        arch = self.check(arch)
-        blocks = self.blocks(arch)
-        g = builders.Graph(builders.seed_of(f"{self.name}:{arch}"), weights=weights)
-        x = g.input((1, IN_CHANNELS, blocks[0].input[0], blocks[0].input[1]))
-        for sig in blocks:
-            x = builders.add_block(g, sig, x)
-        return g.model([(x, (1, CLASSES))], f"{self.name}:{arch}")
-
-    def build_torch(self, arch: str):
-        """The PyTorch module of ``arch`` (BatchNorm kept, random init, eval mode)."""
-        from hwnas.spaces import torch_blocks
-
-        return torch_blocks.mbv3_network(self.blocks(arch)).eval()
+    def check_resolution(self, res: int) -> None:
+        """ValueError unless ``res`` is one of :data:`RESOLUTIONS`."""
+        if res not in RESOLUTIONS:
+            raise ValueError(f"digits resolution {res} not in {RESOLUTIONS}")

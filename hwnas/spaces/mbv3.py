@@ -29,16 +29,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
-import onnx
 
-from hwnas.spaces import Space
-from lut import builders
+from hwnas.spaces.slots import Arch, SlotSpace, parse_arch
 from lut.builders import make_divisible
 from lut.signature import Signature
-from lut.table import Layout
 
 KERNELS = (3, 5, 7)
 EXPANDS = (3, 4, 6)
@@ -56,35 +52,9 @@ N_CODES = 1 + len(KERNELS) * len(EXPANDS)   # 0 = block not used
 _ARCH_RE = re.compile(r"^w(1\.0|1\.2)-r(\d+)-d([234]{5})-k([357]+)-e([346]+)$")
 
 
-@dataclass(frozen=True)
-class Arch:
-    """A decoded mbv3 architecture: width multiplier, resolution, depths, per-block kernel/expand."""
-
-    width: float
-    resolution: int
-    depths: tuple[int, ...]
-    kernels: tuple[int, ...]
-    expands: tuple[int, ...]
-
-    def __str__(self) -> str:
-        return (f"w{self.width:.1f}-r{self.resolution}-d{''.join(map(str, self.depths))}"
-                f"-k{''.join(map(str, self.kernels))}-e{''.join(map(str, self.expands))}")
-
-
 def parse(arch: str) -> Arch:
     """Decode an mbv3 architecture string; ValueError names the problem."""
-    match = _ARCH_RE.match(arch.strip()) if isinstance(arch, str) else None
-    if not match:
-        raise ValueError(f"malformed mbv3 architecture {arch!r} (expected like w1.0-r224-d23423-k...-e...)")
-    width, res = float(match[1]), int(match[2])
-    depths = tuple(int(c) for c in match[3])
-    kernels, expands = tuple(int(c) for c in match[4]), tuple(int(c) for c in match[5])
-    if res not in RESOLUTIONS:
-        raise ValueError(f"mbv3 architecture {arch!r}: resolution {res} not in 128..224 step 4")
-    if len(kernels) != sum(depths) or len(expands) != sum(depths):
-        raise ValueError(f"mbv3 architecture {arch!r}: needs {sum(depths)} kernel and expand digits "
-                         f"(one per block), got {len(kernels)} and {len(expands)}")
-    return Arch(width, res, depths, kernels, expands)
+    return parse_arch(arch, "mbv3", _ARCH_RE, RESOLUTIONS, "128..224 step 4", "w1.0-r224-d23423-k...-e...")
 
 
 def channels(width: float) -> tuple[int, list[int], int, int]:
@@ -125,16 +95,12 @@ def _network_blocks(width: float, res: int, choices: list[list[tuple[int, int]]]
     return blocks
 
 
-def _split(arch: Arch) -> list[list[tuple[int, int]]]:
-    out, k = [], 0
-    for depth in arch.depths:
-        out.append(list(zip(arch.kernels[k:k + depth], arch.expands[k:k + depth])))
-        k += depth
-    return out
-
-
-class MobileNetV3Space(Space):
+class MobileNetV3Space(SlotSpace):
     """The OFA MobileNetV3 space; see the module docstring."""
+
+    kernels, expands, widths = KERNELS, EXPANDS, WIDTHS
+    n_stages, max_depth, leading = len(STAGE_BASE), MAX_DEPTH, 2
+    in_channels, classes = 3, CLASSES
 
     name = "mbv3"
     default_resolutions = (224,)
@@ -174,7 +140,7 @@ class MobileNetV3Space(Space):
             a = parse(arch)
             out[row, 0], out[row, 1] = WIDTHS.index(a.width), RESOLUTIONS.index(a.resolution)
             out[row, 2:2 + len(STAGE_BASE)] = [DEPTHS.index(d) for d in a.depths]
-            for stage, stage_choices in enumerate(_split(a)):
+            for stage, stage_choices in enumerate(a.stages()):
                 for pos, (kernel, expand) in enumerate(stage_choices):
                     gene = 2 + len(STAGE_BASE) + 2 * (stage * MAX_DEPTH + pos)
                     out[row, gene], out[row, gene + 1] = KERNELS.index(kernel), EXPANDS.index(expand)
@@ -192,76 +158,21 @@ class MobileNetV3Space(Space):
                                   tuple(EXPANDS[genes[2 * k + 1]] for k in slots))))
         return archs
 
-    def blocks(self, arch: str) -> list[Signature]:
-        """The OFA-keyed blocks of ``arch``: stem, first block, stage blocks, head."""
+    def net_blocks(self, width: float, res: int, choices: list[list[tuple[int, int]]]) -> list[Signature]:
+        """Blocks of a network (stem, fixed first block, stages, head)."""
+        return _network_blocks(width, res, choices)
+
+    def slot_block(self, size: int, cin: int, stage: int, pos: int, width: float, kernel: int,
+                   expand: int) -> Signature:
+        """One stage block."""
+        return _stage_block(size, cin, stage, pos, width, kernel, expand)
+
+    def arch_choices(self, arch: str) -> tuple[float, int, list[list[tuple[int, int]]]]:
+        """Width, resolution and per-stage (kernel, expand) choices of ``arch``."""
         a = parse(arch)
-        return _network_blocks(a.width, a.resolution, _split(a))
+        return a.width, a.resolution, a.stages()
 
-    def all_blocks(self, resolutions: Sequence[int] | None = None,
-                   widths: Sequence[float] | None = None) -> list[Signature]:
-        """Every distinct block at the given resolutions and widths (default 224, both widths)."""
-        seen: dict[Signature, None] = {}
-        for width in widths or WIDTHS:
-            for res in resolutions or self.default_resolutions:
-                if res not in RESOLUTIONS:
-                    raise ValueError(f"mbv3 resolution {res} not in 128..224 step 4")
-                fixed, slots = self._context_terms(width, res)
-                seen.update(dict.fromkeys([*fixed, *slots.values()]))
-        return list(seen)
-
-    @staticmethod
-    def _context_terms(width: float, res: int) -> tuple[list[Signature], dict[tuple[int, int], Signature]]:
-        """The fixed blocks (stem, first block, head) and {(slot, code): block} of one (width, resolution)."""
-        net = _network_blocks(width, res, [[(3, 3)] for _ in STAGE_BASE])
-        size, cin = net[1].output[0], net[1].output[2]
-        slots: dict[tuple[int, int], Signature] = {}
-        for stage in range(len(STAGE_BASE)):
-            for pos in range(MAX_DEPTH):
-                for ki, kernel in enumerate(KERNELS):
-                    for ei, expand in enumerate(EXPANDS):
-                        block = _stage_block(size, cin, stage, pos, width, kernel, expand)
-                        slots[(stage * MAX_DEPTH + pos, 1 + ki * len(EXPANDS) + ei)] = block
-                size, cin = block.output[0], block.output[2]
-        return net[:2] + net[-4:], slots
-
-    def contexts(self) -> list[tuple[float, int]]:
-        """(width, resolution) of each context index of the encoding."""
-        return [(w, r) for w in WIDTHS for r in RESOLUTIONS]
-
-    def encode(self, archs: Sequence[str]) -> np.ndarray:
-        """(n, 21) ints: context (width, resolution), then per slot 0 (unused) or 1 + kernel*3 + expand."""
-        ctx_index = {c: i for i, c in enumerate(self.contexts())}
-        out = np.zeros((len(archs), 1 + N_SLOTS), dtype=np.int64)
-        for row, arch in enumerate(archs):
-            a = parse(arch)
-            out[row, 0] = ctx_index[(a.width, a.resolution)]
-            for stage, choices in enumerate(_split(a)):
-                for pos, (kernel, expand) in enumerate(choices):
-                    out[row, 1 + stage * MAX_DEPTH + pos] = 1 + KERNELS.index(kernel) * 3 + EXPANDS.index(expand)
-        return out
-
-    def layout(self) -> Layout:
-        """The LUT layout over every (width, resolution) context."""
-        terms: list[tuple[int, int, int, str, float]] = []
-        contexts = self.contexts()
-        for ctx, (width, res) in enumerate(contexts):
-            fixed, slots = self._context_terms(width, res)
-            terms += [(ctx, -1, 0, sig.key(), 1.0) for sig in fixed]
-            terms += [(ctx, slot, code, sig.key(), 1.0) for (slot, code), sig in slots.items()]
-        return Layout(self.name, N_SLOTS, N_CODES, tuple(f"w{w:.1f}-r{r}" for w, r in contexts), tuple(terms))
-
-    def onnx_model(self, arch: str) -> onnx.ModelProto:
-        """The network graph: the blocks of ``arch`` chained, one input (1, 3, r, r), 1000 logits."""
-        arch = self.check(arch)
-        blocks = self.blocks(arch)
-        g = builders.Graph(builders.seed_of(f"{self.name}:{arch}"))
-        x = g.input((1, 3, blocks[0].input[0], blocks[0].input[1]))
-        for sig in blocks:
-            x = builders.add_block(g, sig, x)
-        return g.model([(x, (1, CLASSES))], f"{self.name}:{arch}")
-
-    def build_torch(self, arch: str):
-        """The PyTorch module of ``arch`` (BatchNorm kept, random init, eval mode)."""
-        from hwnas.spaces import torch_blocks
-
-        return torch_blocks.mbv3_network(self.blocks(arch)).eval()
+    def check_resolution(self, res: int) -> None:
+        """ValueError unless ``res`` is one of the space's resolutions (128..224 step 4)."""
+        if res not in RESOLUTIONS:
+            raise ValueError(f"mbv3 resolution {res} not in 128..224 step 4")
