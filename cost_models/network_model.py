@@ -5,8 +5,8 @@ is the feature matrix of :class:`cost_models.features.FeatureMap` — column 0 i
 the block LUT sum — and its target the measured network latency (ms):
 
 1. an additive base: the LUT sum calibrated to the measurements, ``a * lut_sum + b``
-   (least squares, :func:`lut.table.fit_overhead`; a proportional fit, ``b = 0``,
-   when the affine one finds a negative fixed cost) — or, when the features hold
+   (least squares of the relative error, so small networks count as much as large ones; a
+   proportional fit, ``b = 0``, when the affine one finds a negative fixed cost) — or, when the features hold
    kernel counts (names starting with ``additive_prefix``, see
    :mod:`cost_models.kernels`), a ridge regression of the latency on the LUT sum
    and those counts: a cost per kernel, since latency adds up over the kernels a
@@ -35,7 +35,6 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge, RidgeCV
 
 from cost_models import metrics
-from lut.table import fit_overhead
 
 ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
 _LEARNED = ("n_features_in_", "feature_names_in_", "calibration_", "additive_", "base_coef_", "base_intercept_",
@@ -103,12 +102,16 @@ class NetworkCostModel(RegressorMixin, BaseEstimator):
 
     @staticmethod
     def _calibrate(lut_sum: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-        """``(a, b)`` of the least-squares affine fit, or of a proportional fit (b = 0) when the affine one
-        has a negative fixed cost ``b`` (meaningless, and small networks would get a non-positive base)."""
-        overhead = fit_overhead(lut_sum, y, "affine")
-        if overhead.b >= 0 and overhead.a > 0:
-            return overhead.a, overhead.b
-        return float(lut_sum @ y / (lut_sum @ lut_sum)), 0.0
+        """``(a, b)`` of ``a * lut_sum + b`` fitted to minimise the squared *relative* error (latency is
+        judged relatively, so a network ten times faster weighs as much), or of a proportional fit
+        (b = 0) when the affine one has a negative fixed cost ``b`` (meaningless, and small networks
+        would get a non-positive base)."""
+        ratio, inverse = lut_sum / y, 1.0 / y
+        if len(y) > 1 and np.ptp(ratio) > 0:
+            (a, b), *_ = np.linalg.lstsq(np.stack([ratio, inverse], axis=1), np.ones_like(y), rcond=None)
+            if b >= 0 and a > 0:
+                return float(a), float(b)
+        return float(ratio.sum() / (ratio @ ratio)), 0.0
 
     @staticmethod
     def _check_xy(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
