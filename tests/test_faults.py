@@ -43,7 +43,16 @@ def start_measure(cfg: Path, devices: list[str], models: list[Path]) -> subproce
             "--onnx", *map(str, models)]
     for name in devices:
         args += ["--device", name]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_interruptible)
+
+
+def _interruptible() -> None:
+    """In the child before exec: SIGINT at its default and unblocked, as a terminal's Ctrl-C finds a
+    command. A test run started as a background job of a non-interactive shell has SIGINT ignored,
+    and an ignored disposition is inherited: Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def stored(tmp_path: Path, device: str) -> int:
@@ -189,7 +198,7 @@ def test_ctrl_c_kills_the_remote_agent_and_leaves_whole_rows(tmp_path, ssh_serve
     assert proc.poll() is None, "the run ended before the interrupt could be sent"
     proc.send_signal(signal.SIGINT)
     code, _, err = finish(proc, timeout=30)
-    assert code == 130 and "interrupted" in err and "Traceback" not in err
+    assert code == 130 and "interrupted" in err and "Traceback" not in err, (code, err[-2000:])
     wait_for(lambda: harness.agent_pids(workdir) == [], 5)
     store = Store(tmp_path / "ws")
     rows = store.select("dev", newest_only=False)
