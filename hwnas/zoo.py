@@ -417,7 +417,9 @@ def export(registry: Registry, store: Store, devices: Sequence[DeviceConfig], bu
 
 def _accuracy(spec: str, space: Space, workspace: Path, out: Path, train_config: Any, quiet: bool, parse):
     """The accuracy objective; a bare ``supernet`` is the registry workspace's supernet (trained if absent)."""
-    if spec.strip() in ("supernet", "supernet:"):
+    from hwnas.search.accuracy import is_bare_supernet
+
+    if is_bare_supernet(spec):
         from hwnas.supernet.accuracy import SupernetAccuracy
 
         return SupernetAccuracy(None, space, workspace=workspace, config=train_config, quiet=quiet)

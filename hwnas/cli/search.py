@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from hwnas import spaces
     from hwnas.cli.common import registry, store
     from hwnas.progress import bar, follow
-    from hwnas.search.accuracy import parse_accuracy
+    from hwnas.search.accuracy import is_bare_supernet, parse_accuracy
     from hwnas.search.algorithms import ALGORITHMS
     from hwnas.search.loop import cost_model_file, search_with_hardware
 
@@ -136,9 +136,8 @@ def run(args: argparse.Namespace) -> int:
         for device in devices:
             cost_model_file(reg, device, space)
         st = store(reg)
-    bare_supernet = args.accuracy.strip() in ("supernet", "supernet:")
     accuracy = parse_accuracy(args.accuracy, space, work_dir=args.out,
-                              workspace=_workspace(args, reg) if bare_supernet else ".hwnas")
+                              workspace=_workspace(args, reg) if is_bare_supernet(args.accuracy) else ".hwnas")
     progress = bar(args.evaluations, "search", quiet=args.json, unit="eval")
 
     try:

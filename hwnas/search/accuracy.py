@@ -414,6 +414,12 @@ class TableAccuracy:
 
 # ------------------------------------------------------------------------------ supernet
 
+def is_bare_supernet(spec: Any) -> bool:
+    """True for ``supernet`` without a checkpoint path: the source that uses (and may train) a workspace's
+    supernet, so the caller must say which workspace."""
+    return isinstance(spec, str) and spec.strip() in ("supernet", "supernet:")
+
+
 def supernet_accuracy(path: str | None, space: Any, workspace: str | Path = ".hwnas") -> AccuracyObjective:
     """The weight-sharing supernet's accuracy source (``hwnas.supernet``, imported lazily); without
     ``path``, the supernet of ``workspace`` (trained there first when it has none)."""
