@@ -39,6 +39,10 @@ POOLS = ("MaxPool", "AveragePool")
 GLOBAL_POOLS = ("GlobalAveragePool", "GlobalMaxPool", "ReduceMean")
 SHAPE_ONLY = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 ALWAYS_ELIDED = ("Identity", "Dropout", "Constant")
+FOLLOWER_ANCHOR = {**{op: "MaxPool" for op in POOLS}, **{op: "GlobalAveragePool" for op in GLOBAL_POOLS},
+                   "Concat": "Concat", **{op: "Add" for op in (*ELTWISE, *ACTIVATIONS, "BatchNormalization")}}
+"""Which probed anchor of :data:`hwnas.kernel_rules.FOLLOWER_ANCHORS` answers, for a kernel of each op
+type, which element-wise ops after it the runtime fuses in (``absorbs['plain'][anchor]``)."""
 
 FEATURES: dict[str, tuple[str, ...]] = {
     "conv": ("cin", "cout", "k", "stride", "hin", "hout", "act", "sum", "nchwc"),
@@ -85,8 +89,10 @@ class Kernel:
 class FusionRules:
     """What a device's runtime does to a graph, as learned by profiling test graphs there.
 
-    ``absorbs[layout][anchor]``: the ops a kernel of type ``anchor`` (``Conv``, ``Gemm``)
-    takes into itself when one directly follows it (``layout`` is ``nchwc`` or ``plain``).
+    ``absorbs[layout][anchor]``: the ops a kernel of type ``anchor`` (``Conv``, ``Gemm``; in the
+    plain layout also the non-conv anchors of :data:`FOLLOWER_ANCHOR`) takes into itself when one
+    directly follows it (``layout`` is ``nchwc`` or ``plain``); a conv's list may also hold
+    ``Swish`` (``x * sigmoid(x)`` after it) and ``Mul`` (a squeeze-and-excite gate's product).
     ``elided``: op types the runtime removes. ``swish``: whether ``x * sigmoid(x)`` runs as
     one kernel. ``merge_slices``: whether Slices of one tensor become one Split.
     ``block``: the blocked (NCHWc) layout's channel block: a conv with fewer input channels reads a
@@ -240,6 +246,16 @@ def _blocked_conv(cin: int, cout: int, groups: int, rules: FusionRules) -> bool:
     return bool(rules.grouped_blocked) and (cin // groups) % align == 0
 
 
+def _swish_of(g: _Graph, name: str) -> tuple[onnx.NodeProto, onnx.NodeProto] | None:
+    """The (Sigmoid, Mul) of ``name * sigmoid(name)`` when those are the only users of ``name``."""
+    users = g.consumers.get(name, [])
+    if len(users) != 2 or name in g.outputs:
+        return None
+    sigmoid = next((n for n in users if n.op_type == "Sigmoid"), None)
+    mul = _is_swish(g, sigmoid) if sigmoid is not None else None
+    return (sigmoid, mul) if mul is not None and mul in users else None
+
+
 def _is_swish(g: _Graph, node: onnx.NodeProto) -> onnx.NodeProto | None:
     """The Mul of ``x * sigmoid(x)`` when ``node`` is that Sigmoid, else None."""
     if node.op_type != "Sigmoid":
@@ -352,10 +368,18 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
                     kernel.features["sum"] = 1
                 elif nxt.op_type in ACTIVATIONS and nxt.op_type in absorbs and not kernel.features["act"]:
                     kernel.features["act"] = ACT_CODES.get(nxt.op_type, 9)
+                elif nxt.op_type == "Mul" and "Mul" in absorbs:
+                    pass  # a squeeze-and-excite gate's broadcast Mul, run inside the gate's conv
                 else:
                     break
                 cur = absorb(kernel, nxt, cur)
                 chain.append(cur)
+            swish = _swish_of(g, cur) if "Swish" in absorbs and not kernel.features["act"] else None
+            if swish is not None and not any(id(n) in taken for n in swish):
+                kernel.features["act"] = ACT_CODES["Swish"]
+                for n in swish:
+                    cur = absorb(kernel, n, cur)
+                    chain.append(cur)
             for t in chain:
                 blocked[t] = bool(kernel.features.get("nchwc"))
             kernels.append(kernel)
@@ -454,6 +478,13 @@ def split(model: onnx.ModelProto, rules: FusionRules, image_input: bool = True) 
         else:
             numel = max(_numel(shape_in), _numel(shape_out))
             kernel = Kernel("other", name, [name], {"numel": numel}, float(numel), op)
+        followers = set(rules.absorbs.get("plain", {}).get(FOLLOWER_ANCHOR.get(op, ""), []))
+        cur = out
+        while followers and not nb:  # element-wise ops the runtime runs inside this kernel
+            nxt = single_user(cur)
+            if nxt is None or id(nxt) in taken or nxt.op_type not in followers:
+                break
+            cur = absorb(kernel, nxt, cur)
         for o in node.output:
             blocked[o] = bool(nb)
         kernels.append(kernel)

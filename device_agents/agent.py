@@ -205,19 +205,20 @@ class Agent:
         return self.probes[sha]
 
     def profile(self, req: dict[str, Any]) -> dict[str, Any]:
-        """Per-node times from ONNX Runtime's profiler."""
+        """The kernels the model's runtime ran, timed one by one with their shapes (the runner's ``profile``)."""
         path, fmt = self._find_model(req["model"])
-        if fmt != "onnx":
-            raise RequestFailed("unsupported", "per-node profiles need an ONNX model")
+        backend = runners.for_format(fmt)
+        module = _runner_module(backend)
+        if not hasattr(module, "profile"):
+            raise RequestFailed("unsupported", f"{backend} does not report the kernels it runs")
         settings = req.get("settings") or {}
         self._pin(settings)
-        from device_agents import ort_runner
         try:
-            result = ort_runner.profile(str(path), settings, int(req.get("runs", 10)))
+            result = module.profile(str(path), settings, int(req.get("runs", 10)), req.get("inputs"))
         except runners.Unavailable as exc:
-            raise RequestFailed("unsupported", f"onnxruntime: {exc}") from None
+            raise RequestFailed("unsupported", f"{backend}: {exc}") from None
         except Exception as exc:
-            raise RequestFailed("runtime", f"onnxruntime profiling failed: {exc}") from None
+            raise RequestFailed("runtime", f"{backend} profiling failed: {exc}") from None
         return protocol.validate_profile(result)
 
     def handle(self, line: bytes) -> tuple[dict[str, Any], bool]:

@@ -25,7 +25,8 @@ Requests (fields beyond ``id``/``op``; ``?`` marks optional ones):
                                                        of the loaded ONNX model outputs are checked against)
     profile   model:str, runs?:int, settings?:obj      {nodes: [{name, op_type, provider, dur_us, runs,
                                                        index, input_shapes, output_shapes}], providers}
-                                                       (the kernels the runtime ran, see ``validate_profile``)
+              inputs?:list                             (the kernels the runtime ran, see ``validate_profile``;
+                                                       tvm: input specs as for measure)
     bye       -                                        {} then the agent exits
 
 ``settings.input_shapes`` (``{input name: [dim, ...]}``, positive ints) fixes the
@@ -61,7 +62,7 @@ REQUESTS: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "load": {"sha256": (str, True), "format": (str, True), "data_b64": (str, False)},
     "measure": {"model": (str, True), "backend": (str, False), "settings": (dict, False),
                 "inputs": (list, False), "reference": (str, False)},
-    "profile": {"model": (str, True), "runs": (int, False), "settings": (dict, False)},
+    "profile": {"model": (str, True), "runs": (int, False), "settings": (dict, False), "inputs": (list, False)},
     "bye": {},
 }
 

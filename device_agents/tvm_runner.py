@@ -168,10 +168,10 @@ def device_for(kind: str | None) -> Any:
     return device
 
 
-def runner(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | None = None,
-           reference: str | None = None) -> tuple[Callable[[], Any], Callable[[], Any], dict[str, Any]]:
-    """A callable running the library's ``main`` once, the device's ``sync`` (called inside every
-    timed call, so asynchronous GPU work is timed), and facts (output check included)."""
+def open_vm(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | None
+            ) -> tuple[Any, Any, dict[str, np.ndarray], list[Any]]:
+    """The Relax VM of a checked library on the settings' TVM device (threads set), that device, the
+    seeded inputs and them as device tensors; ValueError without input specs or for another CPU."""
     if not inputs:
         raise ValueError("a TVM library needs its input specs (name, shape, dtype)")
     check_machine(path)
@@ -182,7 +182,14 @@ def runner(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | N
     device = device_for(settings.get("tvm_device"))
     vm = relax.VirtualMachine(tvm.runtime.load_module(path), device)
     feeds = make_inputs(inputs, int(settings.get("seed", 0)))
-    args = [tvm.runtime.tensor(feeds[spec["name"]], device) for spec in inputs]
+    return vm, device, feeds, [tvm.runtime.tensor(feeds[spec["name"]], device) for spec in inputs]
+
+
+def runner(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | None = None,
+           reference: str | None = None) -> tuple[Callable[[], Any], Callable[[], Any], dict[str, Any]]:
+    """A callable running the library's ``main`` once, the device's ``sync`` (called inside every
+    timed call, so asynchronous GPU work is timed), and facts (output check included)."""
+    vm, device, feeds, args = open_vm(path, settings, inputs)
     main = vm["main"]
     check, warnings = check_outputs(flatten(main(*args)) if reference is not None else [], feeds, reference)
     facts: dict[str, Any] = {"providers": [f"tvm:{device}"], "warnings": warnings, "output_check": check}
@@ -191,3 +198,97 @@ def runner(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | N
         return main(*args)
 
     return run, device.sync, facts
+
+
+# Relax operator names (as they appear in fused PrimFunc names) -> the ONNX op type they come from,
+# in anchor priority: a fused kernel is named after the first of these it contains.
+_ANCHORS = (
+    ("conv2d_transpose", "ConvTranspose"), ("conv2d", "Conv"), ("conv1d", "Conv"), ("matmul", "MatMul"),
+    ("dense", "Gemm"), ("adaptive_avg_pool2d", "GlobalAveragePool"), ("max_pool2d", "MaxPool"),
+    ("avg_pool2d", "AveragePool"), ("mean", "GlobalAveragePool"), ("max", "ReduceMax"), ("sum", "ReduceSum"),
+    ("softmax", "Softmax"), ("resize2d", "Resize"), ("layout_transform", "ReorderInput"),
+    ("concatenate", "Concat"), ("split", "Split"), ("strided_slice", "Slice"), ("transpose", "Transpose"),
+    ("reshape", "Reshape"), ("take", "Gather"), ("add", "Add"), ("multiply", "Mul"), ("subtract", "Sub"),
+    ("divide", "Div"), ("relu", "Relu"), ("sigmoid", "Sigmoid"), ("tanh", "Tanh"), ("clip", "Clip"),
+    ("exp", "Exp"), ("erf", "Erf"),
+)
+_ANCHOR_OF = dict(_ANCHORS)
+_RANK = {name: i for i, (name, _) in enumerate(_ANCHORS)}
+
+
+def fused_ops(symbol: str) -> list[str]:
+    """The Relax operators a PrimFunc's name lists, in order (``fused_conv2d_add2_relu`` ->
+    conv2d, add, relu); names TVM numbered to keep them unique lose their number."""
+    words = symbol.removeprefix("fused_").split("_")
+    ops, i = [], 0
+    while i < len(words):
+        for width in (3, 2, 1):  # longest known name first: max_pool2d before max
+            name = "_".join(words[i:i + width]).rstrip("0123456789")
+            if width <= len(words) - i and name in _ANCHOR_OF:
+                ops.append(name)
+                i += width
+                break
+        else:
+            ops.append(words[i].rstrip("0123456789"))
+            i += 1
+    return ops
+
+
+def anchor_op(symbol: str) -> str:
+    """The ONNX op type a fused kernel is named after: its highest-priority operator (``fused_conv2d_add_relu``
+    -> Conv); an operator this table does not know keeps its Relax name."""
+    ops = fused_ops(symbol)
+    known = [op for op in ops if op in _RANK]
+    if not known:
+        return ops[0] if ops else symbol
+    return _ANCHOR_OF[min(known, key=_RANK.__getitem__)]
+
+
+def _shape(value: Any) -> list[int] | None:
+    shape = getattr(value, "shape", None)
+    return [int(d) for d in shape] if shape is not None else None
+
+
+def profile(path: str, settings: dict[str, Any], runs: int, inputs: list[dict[str, Any]] | None = None
+            ) -> dict[str, Any]:
+    """The kernels a compiled library runs, timed one by one: every call of a compiled PrimFunc
+    (the VM's own builtins — allocation, shape checks — left out), seen through the VM's call
+    instrument, the device synchronised after each. Per call: the PrimFunc's name, the ONNX op
+    type it is named after (:func:`anchor_op`), input and output shapes (destination-passing
+    style: the last argument is the output) and the median time over ``runs`` runs after one
+    warm-up run. A PrimFunc called at several places is one node per place (``name#k``)."""
+    import time
+
+    vm, device, _, args = open_vm(path, settings, inputs)
+    calls: list[tuple[str, float, list[list[int]]]] = []
+    started = [0.0]
+
+    def instrument(func: Any, symbol: str, before: bool, ret: Any, *call_args: Any) -> int:
+        if symbol.startswith("vm.") or symbol == "main":
+            return 0
+        if before:
+            device.sync()
+            started[0] = time.perf_counter()
+        else:
+            device.sync()
+            elapsed = time.perf_counter() - started[0]
+            calls.append((symbol, elapsed * 1e6, [s for s in map(_shape, call_args) if s is not None]))
+        return 0
+
+    vm.set_instrument(instrument)
+    per_run: list[list[tuple[str, float, list[list[int]]]]] = []
+    for _ in range(max(1, runs) + 1):
+        calls.clear()
+        vm["main"](*args)
+        per_run.append(list(calls))
+    timed = per_run[1:]
+    nodes = []
+    seen: dict[str, int] = {}
+    for index, (symbol, _, shapes) in enumerate(timed[0]):
+        k = seen[symbol] = seen.get(symbol, -1) + 1
+        samples = [run[index][1] for run in timed if len(run) > index and run[index][0] == symbol]
+        nodes.append({"name": f"{symbol}#{k}" if k else symbol, "op_type": anchor_op(symbol),
+                      "provider": f"tvm:{device}", "index": index, "input_shapes": shapes[:-1],
+                      "output_shapes": shapes[-1:], "dur_us": float(np.median(samples)), "runs": len(samples)})
+    nodes.sort(key=lambda n: -n["dur_us"])
+    return {"nodes": nodes, "providers": [f"tvm:{device}"]}

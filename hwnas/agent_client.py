@@ -114,10 +114,13 @@ class AgentClient:
         protocol fields of ``measure`` (e.g. a TVM library's ``inputs`` and ``reference``)."""
         return self.request("measure", model=sha, backend=backend, settings=settings, **fields)
 
-    def profile(self, sha: str, settings: dict[str, Any], runs: int = 10) -> dict[str, Any]:
+    def profile(self, sha: str, settings: dict[str, Any], runs: int = 10,
+                inputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Per-node times, shapes and execution order of the kernels the device's runtime ran for
-        a loaded ONNX model (validated: a malformed result raises AgentProtocolError)."""
-        result = self.request("profile", model=sha, runs=runs, settings=settings)
+        a loaded model (an ONNX model, or a TVM library with its ``inputs`` specs); validated: a
+        malformed result raises AgentProtocolError."""
+        fields = {"inputs": inputs} if inputs is not None else {}
+        result = self.request("profile", model=sha, runs=runs, settings=settings, **fields)
         try:
             return protocol.validate_profile(result)
         except protocol.ProtocolError as exc:

@@ -36,11 +36,11 @@ import numpy as np
 
 from cost_models import kernel_model
 from cost_models.onnx_kernels import FusionRules, split
-from hwnas import fleet, kernel_rules, kernel_sampling, sweep
+from hwnas import backends, fleet, kernel_rules, kernel_sampling, sweep
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput, DeviceFailure
 from hwnas.kernel_graphs import save
-from hwnas.measure import device_settings
+from hwnas.measure import device_settings, kernel_profile
 from hwnas.store import Store
 from lut import builders
 from lut.signature import parse
@@ -80,10 +80,11 @@ def runtime_version(registry: Registry, device: DeviceConfig, store: Store) -> s
 
 def ensure_rules(registry: Registry, device: DeviceConfig, store: Store,
                  log: Callable[[str], None] = lambda _m: None) -> tuple[FusionRules, Path]:
-    """The device's fusion rules: loaded when learned before for this runtime version, else learned now."""
-    if device.backend != "onnxruntime":
-        raise BadInput(f"device {device.name!r}: kernel detection needs the onnxruntime backend "
-                       f"(it runs {device.backend}); its profiler is what reports kernels")
+    """The device's fusion rules: loaded when learned before for this runtime version, else learned now
+    from the kernels its own runtime reports for the test graphs (any backend with ``KERNEL_PROFILES``)."""
+    if not backends.get(device.backend).KERNEL_PROFILES:
+        raise BadInput(f"device {device.name!r}: kernel detection needs a runtime that reports the kernels it "
+                       f"runs (onnxruntime, tvm); {device.backend} does not")
     version = runtime_version(registry, device, store)
     path = kernel_rules.rules_path(registry.workspace, device.name, device.backend, version)
     if path.is_file():
@@ -92,10 +93,13 @@ def ensure_rules(registry: Registry, device: DeviceConfig, store: Store,
 
     def work(dev: DeviceConfig, client) -> FusionRules:
         facts = client.facts
+        runtime = dev.runtime
         meta = {"device": dev.name, "backend": dev.backend, "runtime_version": (facts.get("runtimes") or {}).get(
-            dev.backend), "providers": list(dev.runtime.provider_names), "cpu": facts.get("cpu"),
-            "agent": facts.get("agent")}
-        return kernel_rules.learn(client, device_settings(dev), meta)
+            dev.backend), "providers": list(getattr(runtime, "provider_names", ())),
+            "target": getattr(runtime, "target", None), "cpu": facts.get("cpu"), "agent": facts.get("agent")}
+        settings = device_settings(dev)
+        return kernel_rules.learn(lambda onnx_path: kernel_profile(dev, client, onnx_path, settings,
+                                                                   registry.workspace, runs=2), meta)
 
     outcome = fleet.run(registry, [device], work, store=store)[0]
     if outcome.error:

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from cost_models.onnx_kernels import FusionRules
-from hwnas.agent_client import AgentClient
 from hwnas.kernel_graphs import GraphBuilder, save
 from lut.formats import write_text_atomic
 
@@ -78,6 +77,48 @@ def _between_convs(c: int, op: str) -> GraphBuilder:
     return g
 
 
+FOLLOWERS = ("Relu", "BatchNormalization", "Sigmoid", "HardSwish", "Clip")
+"""Ops a runtime may fuse into the kernel before them when that kernel is not a conv (TVM fuses
+element-wise chains into pools, concats and adds; ONNX Runtime's CPU kernels do not)."""
+FOLLOWER_ANCHORS = ("MaxPool", "Concat", "Add", "GlobalAveragePool")
+"""The non-conv kernels probed with each of :data:`FOLLOWERS` after them."""
+
+
+def _anchor_then(c: int, anchor: str, follower: str | None) -> GraphBuilder:
+    """conv -> max pool (twice, for two-input anchors) -> anchor -> follower -> conv (the max pool is the
+    anchor itself when ``anchor`` is MaxPool; no follower: the control graph)."""
+    g = GraphBuilder((1, c, 8, 8))
+    y = g.pool(g.conv("x", c), "MaxPool", 3, 1)
+    if anchor == "MaxPool":
+        z = y
+    elif anchor == "GlobalAveragePool":
+        z = g.op(anchor, [y], (1, c, 1, 1))
+    else:
+        other = g.pool(g.conv("x", c), "MaxPool", 3, 1)
+        z = g.op(anchor, [y, other], (1, 2 * c, 8, 8) if anchor == "Concat" else g.shapes[y],
+                 **({"axis": 1} if anchor == "Concat" else {}))
+    if follower == "BatchNormalization":
+        z = g.batchnorm(z)
+    elif follower:
+        z = g.act(z, follower)
+    g.out = g.conv(z, c)
+    return g
+
+
+def _gate(c: int, gate: str | None) -> GraphBuilder:
+    """conv -> max pool -> squeeze-and-excite (global pool, 1x1 conv, ``gate``, Mul) -> conv: whether
+    the gate's conv takes the broadcast Mul into itself (no gate: the control graph, without the SE)."""
+    g = GraphBuilder((1, c, 8, 8))
+    y = g.pool(g.conv("x", c), "MaxPool", 3, 1)
+    if gate:
+        s = g.act(g.conv(g.op("GlobalAveragePool", [y], (1, c, 1, 1)), c, k=1), gate)
+        y = g.op("Mul", [y, s], g.shapes[y])
+    g.out = g.conv(y, c)
+    return g
+
+
+GATES = ("Sigmoid", "HardSigmoid")
+"""Squeeze-and-excite gate activations probed (SENet / EfficientNet, MobileNetV3)."""
 CHANNEL_CANDIDATES = (8, 12, 16, 24, 32)
 DEPTHWISE_CANDIDATES = (6, 10, 12, 20)
 
@@ -98,9 +139,10 @@ def _layout_probes() -> dict[str, Any]:
 
 
 def _probe_layout_graphs(block: int) -> dict[str, Any]:
+    """The fusion questions; without a blocked layout (``block`` 0) only the plain-layout ones."""
     blocked, plain = (2 * block, 2 * block + 1) if block else (32, 33)
     out: dict[str, Any] = {}
-    for layout, c in (("nchwc", blocked), ("plain", plain)):
+    for layout, c in (("nchwc", blocked), ("plain", plain))[0 if block else 1:]:
         for f in CONV_FOLLOWERS:
             g = _conv_then(c, f)
             out[f"conv+{f}:{layout}"] = g.model([g.out])
@@ -114,7 +156,7 @@ def _probe_layout_graphs(block: int) -> dict[str, Any]:
             y = g.op("Gemm", ["x", g.weight(np.ones((32, 64)) * 0.01), g.weight(np.zeros(32))], (1, 32), transB=1)
             z = g.act(y, f)
         out[f"gemm+{f}"] = g.model([z])
-    for op in (*LAYOUT_OPS, "BatchNormalization"):
+    for op in (*LAYOUT_OPS, "BatchNormalization") if block else ():
         g = _between_convs(blocked, op)
         out[f"layout:{op}"] = g.model([g.out])
     for op in ELIDED_CANDIDATES:
@@ -129,6 +171,13 @@ def _probe_layout_graphs(block: int) -> dict[str, Any]:
     y = g.conv("x", plain)
     z = g.op("Mul", [y, g.op("Sigmoid", [y], g.shapes[y])], g.shapes[y])
     out["swish"] = g.model([z])
+    for anchor in FOLLOWER_ANCHORS:
+        for f in (None, *FOLLOWERS):
+            g = _anchor_then(plain, anchor, f)
+            out[f"follow:{anchor}+{f}"] = g.model([g.out])
+    for gate in (None, *GATES):
+        g = _gate(plain, gate)
+        out[f"gate:{gate}"] = g.model([g.out])
     g = GraphBuilder((1, plain, 8, 8))
     y = g.pool("x", "MaxPool", 3, 1)
     half = plain // 2
@@ -150,21 +199,27 @@ def _has(nodes: list[dict[str, Any]], op_type: str) -> bool:
     return any(n["op_type"] == op_type for n in nodes)
 
 
+def _adds_no_kernel(nodes: list[dict[str, Any]], control: list[dict[str, Any]], op_type: str, extra: int = 0) -> bool:
+    """Whether a probe ran ``extra`` compute kernels more than its control graph without ``op_type``,
+    with no kernel of ``op_type`` left: the op was fused into the kernel before it."""
+    compute = _compute(nodes)
+    return len(compute) == len(_compute(control)) + extra and op_type not in compute
+
+
 def _reorders(nodes: list[dict[str, Any]]) -> int:
     return sum(n["op_type"] in REORDERS for n in nodes)
 
 
-def learn(client: AgentClient, settings: dict[str, Any], meta: dict[str, Any],
+def learn(profile: Callable[[Path], list[dict[str, Any]]], meta: dict[str, Any],
           progress: Callable[[str], None] | None = None) -> FusionRules:
-    """Profile the test graphs on the device behind ``client`` and read off its fusion rules."""
+    """Profile the test graphs with ``profile`` (an ONNX file -> the kernels the device's runtime ran
+    for it, :func:`hwnas.measure.kernel_profile`) and read off the device's fusion rules."""
     answers: dict[str, list[dict[str, Any]]] = {}
 
     def run(graphs: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
-            for question, model in graphs.items():
-                path = save(model, Path(tmp) / "probe.onnx")
-                sha = client.load(path, "onnx")
-                answers[question] = client.profile(sha, settings, runs=2)["nodes"]
+            for i, (question, model) in enumerate(graphs.items()):
+                answers[question] = profile(save(model, Path(tmp) / f"probe{i}.onnx"))
                 if progress:
                     progress(question)
 
@@ -176,7 +231,7 @@ def learn(client: AgentClient, settings: dict[str, Any], meta: dict[str, Any],
     align = int(np.gcd.reduce(dw)) if dw else 0
     run(_probe_layout_graphs(block))
     absorbs: dict[str, dict[str, list[str]]] = {"nchwc": {"Conv": []}, "plain": {"Conv": [], "Gemm": []}}
-    for layout in ("nchwc", "plain"):
+    for layout in ("nchwc", "plain")[0 if block else 1:]:
         for f in CONV_FOLLOWERS:
             if len(_compute(answers[f"conv+{f}:{layout}"])) == (3 if f == "Add" else 2):  # Add: two convs before it
                 absorbs[layout]["Conv"].append(f)
@@ -184,11 +239,20 @@ def learn(client: AgentClient, settings: dict[str, Any], meta: dict[str, Any],
         if len(_compute(answers[f"gemm+{f}"])) == 1:
             absorbs["plain"]["Gemm"].append(f)
     nchwc_ops = []
-    for op in LAYOUT_OPS:
-        nodes = answers[f"layout:{op}"]
-        if block and _reorders(nodes) <= 2:  # only the graph's own way in and out
+    for op in LAYOUT_OPS if block else ():
+        if _reorders(answers[f"layout:{op}"]) <= 2:  # only the graph's own way in and out
             nchwc_ops.append(op)
-    bn = _compute(answers["layout:BatchNormalization"])
+    for anchor in FOLLOWER_ANCHORS:
+        control = answers[f"follow:{anchor}+None"]
+        taken = [f for f in FOLLOWERS if _adds_no_kernel(answers[f"follow:{anchor}+{f}"], control, f)]
+        if taken:
+            absorbs["plain"][anchor] = taken
+    if len(_compute(answers["swish"])) == 1:  # x * sigmoid(x) inside the conv before it
+        absorbs["plain"]["Conv"].append("Swish")
+    # the SE block adds a global pool and its conv (gate inside) and nothing for the Mul
+    if all(_adds_no_kernel(answers[f"gate:{g}"], answers["gate:None"], "Mul", extra=2) for g in GATES):
+        absorbs["plain"]["Conv"].append("Mul")
+    bn = _compute(answers["layout:BatchNormalization"]) if block else []
     elided = [op for op in ELIDED_CANDIDATES if op not in _compute(answers[f"elided:{op}"])]
     rules = FusionRules(
         absorbs=absorbs, elided=elided, swish=len(_compute(answers["swish"])) == 2,

@@ -257,6 +257,23 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
     )
 
 
+def kernel_profile(device: DeviceConfig, client: AgentClient, path: Path, settings: dict[str, Any],
+                   workspace: Path, runs: int = 10) -> list[dict[str, Any]]:
+    """The kernels the device's runtime runs for the ONNX file at ``path``, timed one by one with their
+    shapes (the agent's ``profile`` of what the backend runs: the file itself, or the library compiled
+    from it for a TVM target); BadInput naming the device when its backend reports no kernels."""
+    backend = backends.get(device.backend)
+    if not backend.KERNEL_PROFILES:
+        raise BadInput(f"device {device.name!r}: its runtime ({device.backend}) does not report the kernels it runs")
+    path = Path(path)
+    sha = file_sha256(path)
+    item = Item(path, sha, sha)
+    artifact, fmt = backend.artifact(device, item, workspace)
+    loaded = client.load(artifact, fmt)
+    inputs = backend.measure_fields(client, item, fmt).get("inputs")
+    return client.profile(loaded, settings, runs, inputs=inputs)["nodes"]
+
+
 def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items: Iterable[Item],
                   run_id: str, sessions: int | None = None, seed: int = 0,
                   on_done: Callable[[Item, Measurement], None] | None = None,
@@ -269,7 +286,8 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
     Items are taken ``device.measurement.interleave`` at a time; an item's sessions are
     spread over its window (see the module docstring).
 
-    With ``per_node``, ONNX models also get ONNX Runtime's per-node times stored with the result.
+    With ``per_node``, items also get the runtime's per-kernel times (its ``profile``) stored with the
+    result, on a backend that reports them (``KERNEL_PROFILES``).
     ``input_shapes`` (:func:`parse_input_shapes`) fixes dynamic input dimensions (ONNX Runtime).
     ``on_done(item, measurement)`` follows each stored item; ``on_session(taken, planned)``
     each session, counting the sessions of the current window (drift retries extend the plan).
@@ -297,12 +315,10 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
         batch = items[start:start + window]
         shas = {}
         fields: dict[str, dict[str, Any]] = {}
-        formats: dict[str, str] = {}
         for item in batch:
             path, fmt = backend.artifact(device, item, store.path.parent)
             shas[item.signature] = client.load(path, fmt)
             fields[item.signature] = backend.measure_fields(client, item, fmt)
-            formats[item.signature] = fmt
         earlier = {item.signature: stored.get((item.signature, item.sha256), []) for item in batch}
         results = {sig: [result for _, result in found] for sig, found in earlier.items()}
         session_ids = {sig: [sid for sid, _ in found] for sig, found in earlier.items()}
@@ -328,8 +344,8 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
                         on_session(taken, planned)
         for item in batch:
             measurement = combine(device, client, item, results[item.signature], keys[item.signature])
-            nodes = (client.profile(shas[item.signature], settings)["nodes"]
-                     if per_node and formats[item.signature] == "onnx" else None)
+            nodes = (client.profile(shas[item.signature], settings, inputs=fields[item.signature].get("inputs"))
+                     ["nodes"] if per_node and backend.KERNEL_PROFILES else None)
             measurement.id = store.add(measurement, node_profile=nodes, consumes=session_ids[item.signature])
             done.append(measurement)
             if on_done:

@@ -139,7 +139,7 @@ def gpu_schedules(target: Any) -> list[Any]:
     return rules
 
 
-def _lower(mod: Any, target: Any) -> Any:
+def _lower(device: DeviceConfig, mod: Any, target: Any) -> Any:
     """Inference-only, legalized and fused Relax module (what tuning and compiling start from);
     for a GPU target also scheduled with dlight's default GPU rules (when not tuned)."""
     import tvm
@@ -150,8 +150,12 @@ def _lower(mod: Any, target: Any) -> Any:
     if target.kind.name in GPU_KINDS:
         from tvm.s_tir import dlight as dl
         passes.append(dl.ApplyDefaultSchedule(*gpu_schedules(target)))
-    with target:
-        return tvm.transform.Sequential(passes)(mod)
+    try:
+        with target:
+            return tvm.transform.Sequential(passes)(mod)
+    except Exception as exc:  # a pass TVM cannot apply to this graph (e.g. a reshape to a computed shape)
+        raise BadInput(f"device {device.name}: TVM cannot lower the model for its target "
+                       f"({_first_line(exc)})") from None
 
 
 def tuning_dir(device: DeviceConfig, workspace: Path, model_sha: str, target_json: str) -> Path:
@@ -253,7 +257,7 @@ def artifact(device: DeviceConfig, item: Any, workspace: Path) -> tuple[Path, st
         if device.runtime.trials > 0:
             tuning = tuning_dir(device, workspace, item.sha256, target_json)
             if tuned_trials(tuning) < device.runtime.trials:
-                mod = _lower(import_onnx(device, Path(item.path))[0], target)
+                mod = _lower(device, import_onnx(device, Path(item.path))[0], target)
                 tune(device, mod, target, tuning)
         key = cache_key(item.sha256, target_json, str(tvm.__version__), _database_hash(tuning), compiler)
         out = workspace / CACHE_DIR / f"{key}.so"
@@ -261,7 +265,7 @@ def artifact(device: DeviceConfig, item: Any, workspace: Path) -> tuple[Path, st
             return out, "tvm"
         out.parent.mkdir(parents=True, exist_ok=True)
         if mod is None:
-            mod = _lower(import_onnx(device, Path(item.path))[0], target)
+            mod = _lower(device, import_onnx(device, Path(item.path))[0], target)
         compile_library(device, mod, target, tuning, out)
     return out, "tvm"
 

@@ -12,7 +12,9 @@ runner module defines:
                  that ``device_agents.timing.measure`` drives, and facts the result
                  carries (``warnings`` in the facts make the result invalid)
 
-and may define ``OutputMismatch`` (outputs differ from a reference run: a runtime
+and may define ``profile(path, settings, runs, inputs=None) -> {nodes, providers}`` (the
+kernels the runtime ran, timed one by one, with their shapes: the agent's ``profile``
+request), ``OutputMismatch`` (outputs differ from a reference run: a runtime
 failure, not a bad model) and ``providers()`` (what the device offers, for ``hello``).
 ``Unavailable`` is raised by a runner when the device lacks what the request needs
 (an execution provider, a simulator): the agent answers ``unsupported``.

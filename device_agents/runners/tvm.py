@@ -17,6 +17,7 @@ FORMAT = "tvm"
 DRIFT_PROBE = True
 version = tvm_runner.version
 OutputMismatch = tvm_runner.OutputMismatch
+profile = tvm_runner.profile
 
 
 def prepare(path: str, settings: dict[str, Any], inputs: list[dict[str, Any]] | None = None,

@@ -17,6 +17,8 @@ backend module defines:
                             execution provider: ``devices check`` and ``measure`` exit 1)
     trial(device, client)   what ``devices check`` adds from running a small fixed model on the
                             device (e.g. where its nodes run), or {}
+    KERNEL_PROFILES         whether the device's runner reports the kernels it ran (the agent's
+                            ``profile``): what per-node profiles and kernel detection need
 
 ``measure``, ``devices check`` and the config look a backend up here by name; the
 agent's counterpart is ``device_agents/runners/<backend>.py``. Adding a backend is

@@ -19,6 +19,7 @@ from hwnas.backends import RuntimeConfig
 from hwnas.errors import HwnasError
 
 RESULT_FACTS = ("placement", "compute_units", "compute_summary", "input_shapes")
+KERNEL_PROFILES = True  # its profiler lists the kernels after graph optimisation
 
 
 class ProviderConfig(RuntimeConfig):

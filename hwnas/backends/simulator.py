@@ -16,6 +16,7 @@ from pydantic import Field
 from hwnas.backends import RuntimeConfig
 
 RESULT_FACTS = ("simulated", "cycles", "accelerator", "layers")
+KERNEL_PROFILES = False  # a simulated accelerator reports cycles per layer, not kernels
 
 
 class Config(RuntimeConfig):

@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from hwnas.backends import RuntimeConfig
 
 RESULT_FACTS = ("output_check",)
+KERNEL_PROFILES = True  # the VM's call instrument times every fused PrimFunc
 CPU_KINDS = ("llvm", "c")
 
 

@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the network sample and sweep order (default: 0)")
     p.add_argument("--sessions", type=int, default=None,
                    help="fresh runtime sessions per item (default: the device's measurement.sessions)")
-    p.add_argument("--per-node", action="store_true", help="also store ONNX Runtime per-node times")
+    p.add_argument("--per-node", action="store_true",
+                   help="also store the runtime's per-kernel times (ONNX Runtime's profiler, TVM's fused kernels)")
     add_common(p)
     p.set_defaults(func=run)
 
