@@ -138,3 +138,14 @@ def test_kernel_predictor_is_built_and_queried_on_tvm(tvm_device, tmp_path, caps
     row = json.loads(capsys.readouterr().out)[0]
     assert np.isfinite(row["latency_ms"]) and row["latency_ms"] > 0 and row["predictor"] == "kernels"
     assert row["kernels"] == len(split(onnx.load(str(path)), rules))
+
+
+def test_costmodel_fit_onnx_kernels_on_a_simulator_exits_2_naming_device_and_cause(tmp_path, capsys):
+    cfg = tmp_path / "hardware.yaml"
+    cfg.write_text(f"workspace: {tmp_path / 'ws'}\ndevices:\n  - name: npu\n    kind: npu\n"
+                   "    transport: {type: local}\n"
+                   "    runtime: {backend: simulator, simulator: scalesim, array: [8, 8], clock_mhz: 500}\n")
+    assert main(["costmodel", "fit", "--config", str(cfg), "--device", "npu", "--onnx-kernels"]) == 2
+    err = capsys.readouterr().err
+    assert "device 'npu': kernel detection needs a runtime that reports the kernels it runs" in err
+    assert "simulator does not" in err and "Traceback" not in err
