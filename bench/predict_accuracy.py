@@ -7,13 +7,14 @@ family and overall: the share within ±5% and ±10%, RMSPE and Kendall τ of
 * FLOPs-linear: latency = a·FLOPs + b, fitted by 5-fold cross-validation *on the corpus*
   itself (each model predicted by a fit without it — an advantage this baseline gets),
 * the plain sum of per-node latencies from one profile of the model on the device
-  (ONNX Runtime's profiler, 10 runs, no fixed call cost added),
+  (ONNX Runtime's profiler or TVM's timed PrimFuncs, 10 runs, no fixed call cost added),
 
 against the stored measurement (the corpus's first measurement), and the noise floor:
 the same figures for one fresh re-measurement (``measure --pass again``) against the
 stored value. Also reports the predictor's build cost from the store (kernel samples
 measured, on-device seconds) and the load average. Writes
-``bench/results/predict_accuracy.json``.
+``bench/results/predict_accuracy.json`` (``predict_accuracy_<device>.json`` for a device other
+than ``local``).
 
     python -m bench.predict_accuracy [--device local] [--config hardware.yaml] [--corpus DIR]
 """
@@ -35,15 +36,13 @@ from bench.corpus import DEFAULT_OUT, load
 def profile_sums(registry: Any, device: Any, store: Any, paths: list[Path]) -> dict[str, float]:
     """Per model, the sum of its per-node profiled times (ms), one profile each on the device."""
     from hwnas import fleet
-    from hwnas.measure import device_settings
+    from hwnas.measure import device_settings, kernel_profile
 
     def work(dev, client) -> dict[str, float]:
         settings = device_settings(dev)
-        sums = {}
-        for path in paths:
-            sha = client.load(path, "onnx")
-            sums[str(path)] = sum(n["dur_us"] for n in client.profile(sha, settings, runs=10)["nodes"]) / 1000.0
-        return sums
+        return {str(path): sum(n["dur_us"] for n in kernel_profile(dev, client, Path(path), settings,
+                                                                  registry.workspace, runs=10)) / 1000.0
+                for path in paths}
 
     outcome = fleet.run(registry, [device], work, store=store)[0]
     if outcome.error:
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
               "build": {**build_cost(store, device), **predictor.manifest.get("build", {})},
               "predictor_cv": predictor.manifest.get("cv"), "regressor": "scikit-learn GradientBoostingRegressor",
               "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for r in rows]}
-    out = write("predict_accuracy", result)
+    out = write("predict_accuracy" if device.name == "local" else f"predict_accuracy_{device.name}", result)
     print(f"{len(rows)} corpus models of {len(families)} families on {device.name} (load average "
           f"{where['loadavg_before']})")
     header = f"{'family':14s}" + "".join(f"{n:>26s}" for n in predictors)
