@@ -4,7 +4,7 @@ rules are learned from them, and the host's split of real CNNs matches what TVM 
 Everything is real: TVM compiles every test graph for ``llvm`` on this host, the local agent
 runs the libraries in the Relax VM and times each fused PrimFunc, and a small kernel predictor
 is fitted on samples measured that way (the fixture is module-scoped: learning the rules
-compiles about 60 test graphs).
+compiles about 55 test graphs).
 """
 from __future__ import annotations
 
