@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cost_models.onnx_kernels import FusionRules
+from cost_models.onnx_kernels import FOLLOWER_ANCHOR, FusionRules
 from hwnas.kernel_graphs import GraphBuilder, save
 from lut.formats import write_text_atomic
 
@@ -46,62 +46,54 @@ def _conv_then(c: int, follower: str) -> GraphBuilder:
     return g
 
 
+def _apply(g: GraphBuilder, y: str, op: str) -> str:
+    """``op`` on ``y`` (an NCHW tensor of the graph's channel count c); a second input, where ``op``
+    needs one, comes from its own conv -> max pool branch of the graph input."""
+    c = g.shapes["x"][1]
+    shape = g.shapes[y]
+    if op in ("MaxPool", "AveragePool"):
+        return g.pool(y, op, 3, 1)
+    if op == "GlobalAveragePool":
+        return g.op(op, [y], (1, c, 1, 1))
+    if op in ("Concat", "Add"):
+        other = g.pool(g.conv("x", c), "MaxPool", 3, 1)
+        if op == "Concat":
+            return g.op("Concat", [y, other], (1, 2 * c, 8, 8), axis=1)
+        return g.op("Add", [y, other], shape)
+    if op == "Mul":
+        return g.op("Mul", [y, g.op("GlobalAveragePool", [y], (1, c, 1, 1))], shape)
+    if op == "Resize":
+        scales = g.weight(np.array([1, 1, 2, 2], dtype=np.float32))
+        return g.op("Resize", [y, "", scales], (1, c, 16, 16), mode="nearest")
+    if op == "Transpose":
+        return g.op("Transpose", [y], shape, perm=[0, 1, 3, 2])
+    if op == "BatchNormalization":
+        return g.batchnorm(y)
+    return g.act(y, op)
+
+
 def _between_convs(c: int, op: str) -> GraphBuilder:
     """conv -> max pool -> op -> conv (the pool keeps ``op`` from being fused into the first conv)."""
     g = GraphBuilder((1, c, 8, 8))
-    y = g.pool(g.conv("x", c), "MaxPool", 3, 1)
-    shape = g.shapes[y]
-    if op in ("MaxPool", "AveragePool"):
-        z = g.pool(y, op, 3, 1)
-    elif op == "GlobalAveragePool":
-        z = g.op(op, [y], (1, c, 1, 1))
-    elif op == "Concat":
-        other = g.pool(g.conv("x", c), "MaxPool", 3, 1)
-        z = g.op("Concat", [y, other], (1, 2 * c, 8, 8), axis=1)
-    elif op == "Add":
-        other = g.pool(g.conv("x", c), "MaxPool", 3, 1)
-        z = g.op("Add", [y, other], shape)
-    elif op == "Mul":
-        gate = g.op("GlobalAveragePool", [y], (1, c, 1, 1))
-        z = g.op("Mul", [y, gate], shape)
-    elif op == "Resize":
-        scales = g.weight(np.array([1, 1, 2, 2], dtype=np.float32))
-        z = g.op("Resize", [y, "", scales], (1, c, 16, 16), mode="nearest")
-    elif op == "Transpose":
-        z = g.op("Transpose", [y], shape, perm=[0, 1, 3, 2])
-    elif op == "BatchNormalization":
-        z = g.batchnorm(y)
-    else:
-        z = g.act(y, op)
-    g.out = g.conv(z, c)
+    g.out = g.conv(_apply(g, g.pool(g.conv("x", c), "MaxPool", 3, 1), op), c)
     return g
 
 
 FOLLOWERS = ("Relu", "BatchNormalization", "Sigmoid", "HardSwish", "Clip")
 """Ops a runtime may fuse into the kernel before them when that kernel is not a conv (TVM fuses
 element-wise chains into pools, concats and adds; ONNX Runtime's CPU kernels do not)."""
-FOLLOWER_ANCHORS = ("MaxPool", "Concat", "Add", "GlobalAveragePool")
-"""The non-conv kernels probed with each of :data:`FOLLOWERS` after them."""
+FOLLOWER_ANCHORS = tuple(dict.fromkeys(FOLLOWER_ANCHOR.values()))
+"""The non-conv kernels probed with each of :data:`FOLLOWERS` after them: the anchors the splitter asks
+about (:data:`cost_models.onnx_kernels.FOLLOWER_ANCHOR`)."""
 
 
 def _anchor_then(c: int, anchor: str, follower: str | None) -> GraphBuilder:
-    """conv -> max pool (twice, for two-input anchors) -> anchor -> follower -> conv (the max pool is the
-    anchor itself when ``anchor`` is MaxPool; no follower: the control graph)."""
+    """conv -> max pool -> anchor -> follower -> conv (the max pool is the anchor itself when ``anchor``
+    is MaxPool; no follower: the control graph)."""
     g = GraphBuilder((1, c, 8, 8))
     y = g.pool(g.conv("x", c), "MaxPool", 3, 1)
-    if anchor == "MaxPool":
-        z = y
-    elif anchor == "GlobalAveragePool":
-        z = g.op(anchor, [y], (1, c, 1, 1))
-    else:
-        other = g.pool(g.conv("x", c), "MaxPool", 3, 1)
-        z = g.op(anchor, [y, other], (1, 2 * c, 8, 8) if anchor == "Concat" else g.shapes[y],
-                 **({"axis": 1} if anchor == "Concat" else {}))
-    if follower == "BatchNormalization":
-        z = g.batchnorm(z)
-    elif follower:
-        z = g.act(z, follower)
-    g.out = g.conv(z, c)
+    z = y if anchor == "MaxPool" else _apply(g, y, anchor)
+    g.out = g.conv(_apply(g, z, follower) if follower else z, c)
     return g
 
 

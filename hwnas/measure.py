@@ -269,7 +269,7 @@ def kernel_profile(device: DeviceConfig, client: AgentClient, path: Path, settin
     sha = file_sha256(path)
     item = Item(path, sha, sha)
     artifact, fmt = backend.artifact(device, item, workspace)
-    loaded = client.load(artifact, fmt)
+    loaded = client.load(artifact, fmt, sha256=sha if artifact == path else None)
     inputs = backend.measure_fields(client, item, fmt).get("inputs")
     return client.profile(loaded, settings, runs, inputs=inputs)["nodes"]
 
