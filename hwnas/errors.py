@@ -16,6 +16,9 @@ class HwnasError(Exception):
     """Base of every error hwnas reports to a user as one sentence."""
 
     exit_code = 1
+    reported = False
+    """Set once the sentence has been printed (the fleet reports each device's error as it happens), so
+    the CLI does not print it a second time when the caller raises it again."""
 
 
 class BadInput(HwnasError):

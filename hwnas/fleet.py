@@ -66,6 +66,12 @@ class Outcome(Generic[T]):
     error: HwnasError | None = None
 
 
+def _report(error: HwnasError) -> None:
+    """Print a device's error as the fleet meets it (one line), and mark it printed."""
+    log.error("hwnas: %s", error)
+    error.reported = True
+
+
 def hello_timeout(device: DeviceConfig) -> float:
     """Handshake timeout: the request timeout, but at least 10 s (start-up imports the runtime)."""
     return min(HELLO_TIMEOUT_S, max(10.0, device.measurement.timeout_s))
@@ -135,14 +141,14 @@ class Worker:
                     self.stop.wait(delay)
                 except HwnasError as exc:
                     self._discard(client)
-                    log.error("hwnas: %s", exc)
+                    _report(exc)
                     return Outcome(name, error=exc)
                 except OSError as exc:
                     if exc.errno not in NO_SPACE:
                         raise
                     self._discard(client)
                     error = StoreFull(f"{name}: no space left on the device for {exc.filename or 'the workspace'}")
-                    log.error("hwnas: %s", error)
+                    _report(error)
                     return Outcome(name, error=error)
             return Outcome(name, error=DeviceFailure(f"{name}: interrupted"))
         finally:
@@ -197,7 +203,7 @@ def run(registry: Registry, devices: list[DeviceConfig], work: Callable[[DeviceC
         try:
             outcomes[i] = workers[i].run(work)
         except HwnasError as exc:  # e.g. the store locked or full while a fault was being recorded
-            log.error("hwnas: %s", exc)
+            _report(exc)
             outcomes[i] = Outcome(devices[i].name, error=exc)
         except Exception as exc:  # a bug in work: keep it as this device's outcome, with the traceback logged
             log.exception("%s: unexpected error", devices[i].name)

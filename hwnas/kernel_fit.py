@@ -134,8 +134,10 @@ def _measure_needs(registry: Registry, device: DeviceConfig, store: Store, needs
     reports = sweep.run(registry, [device], store, needs, uuid.uuid4().hex, "kernels", SPACE,
                         sessions=sessions, per_node=True, quiet=quiet, seed=seed)
     report = reports[0]
-    if report.error:
-        raise DeviceFailure(f"device {device.name}: {report.error}")
+    if report.error:  # the fleet has printed it: keep its exit code, do not print it again
+        error = (BadInput if report.exit_code == BadInput.exit_code else DeviceFailure)(report.error)
+        error.reported = True
+        raise error
     return report.measured, time.monotonic() - started
 
 

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     except HwnasError as exc:
         if debug:
             log.exception("hwnas: error")
-        print(f"hwnas: error: {exc}", file=sys.stderr)
+        if not exc.reported:
+            print(f"hwnas: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # stdout closed early (`hwnas ... --json | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
