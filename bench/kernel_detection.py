@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                 for n, (family, path) in enumerate(models, 1):
                     print(f"\r{name}: {n}/{len(models)} {family}          ", end="", file=sys.stderr, flush=True)
                     try:
-                        ran = kernel_profile(device, client, path, device_settings(device), reg.workspace, runs=1)
+                        ran = kernel_profile(device, client, path, device_settings(device), reg.workspace,
+                                             runs=1)["nodes"]
                     except BadInput as exc:
                         per_family[family].append({"model": path.name, "error": str(exc)})
                         continue

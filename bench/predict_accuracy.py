@@ -11,8 +11,10 @@ family and overall: the share within ±5% and ±10%, RMSPE and Kendall τ of
 
 against the stored measurement (the corpus's first measurement), and the noise floor:
 the same figures for one fresh re-measurement (``measure --pass again``) against the
-stored value. Also reports the predictor's build cost from the store (kernel samples
-measured, on-device seconds) and the load average. Writes
+stored value. Measurements are compared speed-normalised (:mod:`hwnas.speed`: latency at
+the device's reference speed, which the predictor is trained on) and, as ``*_raw``, raw.
+Also reports the predictor's build cost from the store (kernel samples measured, on-device
+seconds) and the load average. Writes
 ``bench/results/predict_accuracy.json`` (``predict_accuracy_<device>.json`` for a device other
 than ``local``).
 
@@ -33,16 +35,25 @@ from bench.common import machine, work_split, write
 from bench.corpus import DEFAULT_OUT, load
 
 
-def profile_sums(registry: Any, device: Any, store: Any, paths: list[Path]) -> dict[str, float]:
-    """Per model, the sum of its per-node profiled times (ms), one profile each on the device."""
+def profile_sums(registry: Any, device: Any, store: Any, paths: list[Path]) -> dict[str, tuple[float, float]]:
+    """Per model, the sum of its per-node profiled times (ms), one profile each on the device: raw, and
+    at the device's reference speed (scaled by the reference kernel timed around the profile)."""
     from hwnas import fleet
-    from hwnas.measure import device_settings, kernel_profile
+    from hwnas.measure import device_settings, drift_settings, kernel_profile
+    from hwnas.speed import Normaliser
 
-    def work(dev, client) -> dict[str, float]:
-        settings = device_settings(dev)
-        return {str(path): sum(n["dur_us"] for n in kernel_profile(dev, client, Path(path), settings,
-                                                                  registry.workspace, runs=10)) / 1000.0
-                for path in paths}
+    normaliser = Normaliser(store)
+
+    def work(dev, client) -> dict[str, tuple[float, float]]:
+        settings = {**device_settings(dev), **drift_settings(store, dev.name, client)}
+        sums = {}
+        for path in paths:
+            reply = kernel_profile(dev, client, Path(path), settings, registry.workspace, runs=10)
+            raw = sum(n["dur_us"] for n in reply["nodes"]) / 1000.0
+            ref = normaliser.reference_speed(dev.name, reply.get("reference_kernel", ""))
+            probes = reply.get("reference_ms") or []
+            sums[str(path)] = (raw, raw * ref / float(np.mean(probes)) if ref and probes else raw)
+        return sums
 
     outcome = fleet.run(registry, [device], work, store=store)[0]
     if outcome.error:
@@ -79,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from cost_models.metrics import summary
     from hwnas import config
     from hwnas.predict import load_predictor, read_cnn
+    from hwnas.speed import Normaliser
     from hwnas.store import Store
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -92,14 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     device = reg.device(args.device)
     store = Store(reg.workspace)
     predictor = load_predictor(reg, device.name)
+    normaliser = Normaliser(store)
     rows = []
     for e in load(args.corpus):
         history = store.history(device.name, device.backend, f"onnx:{e['sha256']}")
         if not history:
             continue
         p = predictor.predict_kernels(*read_cnn(e["path"], predictor))
-        rows.append({"family": e["family"], "file": e["file"], "path": e["path"], "measured_ms": history[0].latency_ms,
-                     "again_ms": history[1].latency_ms if len(history) > 1 else None,
+        again = history[1] if len(history) > 1 else None
+        rows.append({"family": e["family"], "file": e["file"], "path": e["path"],
+                     "measured_ms": normaliser.latency_ms(history[0]),
+                     "again_ms": normaliser.latency_ms(again) if again else None,
+                     "raw_measured_ms": history[0].latency_ms, "raw_again_ms": again.latency_ms if again else None,
                      "session_spread": history[0].session_spread, "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
                      "flops": p.flops, "unpredicted": p.unpredicted,
                      "loadavg": (history[0].facts or {}).get("loadavg")})
@@ -110,18 +126,23 @@ def main(argv: list[str] | None = None) -> int:
     fl = flops_cv(np.array([r["flops"] for r in rows]), y)
     for r, f in zip(rows, fl):
         r["flops_linear_ms"] = float(f)
-        r["profile_sum_ms"] = sums[str(r["path"])]
+        r["raw_profile_sum_ms"], r["profile_sum_ms"] = sums[str(r["path"])]
     families = sorted({r["family"] for r in rows})
 
-    def score(key: str, subset: list[dict[str, Any]]) -> dict[str, float]:
-        pairs = [(r["measured_ms"], r[key]) for r in subset if r[key] is not None]
+    def score(keys: tuple[str, str], subset: list[dict[str, Any]]) -> dict[str, float]:
+        truth, key = keys
+        pairs = [(r[truth], r[key]) for r in subset if r[key] is not None]
         if len(pairs) < 2:
             return {"n": len(pairs)}
         t, p = np.array(pairs).T
         return summary(t, p)
 
-    predictors = {"kernel_predictor": "predicted_ms", "flops_linear_cv": "flops_linear_ms",
-                  "profile_node_sum": "profile_sum_ms", "noise_floor_remeasure": "again_ms"}
+    # (truth, estimate): speed-normalised figures first, then the same against raw latencies
+    norm, raw = "measured_ms", "raw_measured_ms"
+    predictors = {"kernel_predictor": (norm, "predicted_ms"), "flops_linear_cv": (norm, "flops_linear_ms"),
+                  "profile_node_sum": (norm, "profile_sum_ms"), "noise_floor_remeasure": (norm, "again_ms"),
+                  "kernel_predictor_raw": (raw, "predicted_ms"), "profile_node_sum_raw": (raw, "raw_profile_sum_ms"),
+                  "noise_floor_raw_remeasure": (raw, "raw_again_ms")}
     result = {"machine": where, "loadavg_after": os.getloadavg(), "wall_s": time.time() - started,
               "device": device.name, "models": len(rows), "families": len(families),
               "overall": {name: score(key, rows) for name, key in predictors.items()},

@@ -213,12 +213,17 @@ class Agent:
             raise RequestFailed("unsupported", f"{backend} does not report the kernels it runs")
         settings = req.get("settings") or {}
         self._pin(settings)
+        reference = self._reference(settings) if module.DRIFT_PROBE and settings.get("reference_rounds") else None
+        before = reference.round_probe() if reference else None
         try:
             result = module.profile(str(path), settings, int(req.get("runs", 10)), req.get("inputs"))
         except runners.Unavailable as exc:
             raise RequestFailed("unsupported", f"{backend}: {exc}") from None
         except Exception as exc:
             raise RequestFailed("runtime", f"{backend} profiling failed: {exc}") from None
+        if reference:  # the reference kernel around the profile: its node times can be speed-normalised
+            result["reference_ms"] = [before, reference.round_probe()]
+            result["reference_kernel"] = reference.name
         return protocol.validate_profile(result)
 
     def handle(self, line: bytes) -> tuple[dict[str, Any], bool]:

@@ -12,7 +12,11 @@ Whatever the source, the protocol is the same:
    divided by ``number``;
 4. if the rounds' coefficient of variation exceeds ``cov_threshold``, measure
    again (up to ``max_remeasure`` times) and keep the steadiest attempt;
-5. time a fixed reference kernel before and after; if it moved by more than
+5. with ``reference_rounds``, time the reference kernel briefly after every timed
+   round too (``reference_rounds_ms``, one per round): a round divided by its probe is
+   the model's time in units of the reference kernel, which the machine's own speed
+   changes (a shared VM's wander of tens of percent over seconds) move alike and so cancel;
+6. time a fixed reference kernel before and after; if it moved by more than
    ``drift_threshold`` against its baseline, flag ``drift``. The baseline is
    ``reference_baseline_ms`` when the host sends one (the device's history across
    runs, so a whole run on a busy device is caught) and otherwise the median of
@@ -38,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "cov_threshold": 0.10,
     "max_remeasure": 2,
     "drift_threshold": 0.10,
+    "reference_rounds": False,
 }
 
 
@@ -133,6 +138,12 @@ class ReferenceKernel:
         self.history.append(value)
         return value
 
+    def round_probe(self) -> float:
+        """Time the kernel for one round's normalisation (not remembered): one untimed pass to bring
+        its data back into cache, then the faster of two timed passes; ms per call."""
+        _time_calls(self._run, self._calls)
+        return min(_time_calls(self._run, self._calls) for _ in range(2))
+
     def baseline(self) -> float:
         """Median of every probe so far."""
         return statistics.median(self.history)
@@ -182,6 +193,21 @@ def _synced(run: Callable[[], Any], sync: Callable[[], Any]) -> Callable[[], Any
     return call
 
 
+def _rounds(source: RoundSource, number: int | None, repeat: int, reference: ReferenceKernel | None
+            ) -> tuple[list[float], list[float], float]:
+    """``repeat`` round times from ``source``; with ``reference``, each round followed by a
+    :meth:`ReferenceKernel.round_probe`. Returns (rounds, probes, ms spent probing)."""
+    if reference is None:
+        return source.rounds(number, repeat), [], 0.0
+    rounds, probes, spent = [], [], 0
+    for _ in range(repeat):
+        rounds += source.rounds(number, 1)
+        t0 = time.perf_counter_ns()
+        probes.append(reference.round_probe())
+        spent += time.perf_counter_ns() - t0
+    return rounds, probes, spent / 1e6
+
+
 def measure(source: RoundSource | Callable[[], Any], settings: dict[str, Any],
             reference: ReferenceKernel | None) -> dict[str, Any]:
     """Time ``source`` (a RoundSource, or a callable timed by :class:`WallClock`) with the
@@ -199,16 +225,18 @@ def measure(source: RoundSource | Callable[[], Any], settings: dict[str, Any],
     t2 = clock()
     phases["reference"] += (t1 - t0) / 1e6
     phases["warmup"] += (t2 - t1) / 1e6
+    per_round = reference if cfg["reference_rounds"] else None
     attempts: list[dict[str, Any]] = []
     for _ in range(1 + int(cfg["max_remeasure"])):
         t0 = clock()
         number = source.calibrate(float(cfg["min_repeat_ms"]))
         t1 = clock()
-        rounds = source.rounds(number, int(cfg["repeat"]))
+        rounds, probes, probe_ms = _rounds(source, number, int(cfg["repeat"]), per_round)
         phases["calibrate"] += (t1 - t0) / 1e6
-        phases["rounds"] += (clock() - t1) / 1e6
+        phases["rounds"] += (clock() - t1) / 1e6 - probe_ms
+        phases["reference"] += probe_ms
         stats = summarize(rounds)
-        attempts.append({"number": number, "rounds_ms": rounds, **stats})
+        attempts.append({"number": number, "rounds_ms": rounds, "reference_rounds_ms": probes, **stats})
         if stats["cov"] <= cfg["cov_threshold"]:
             break
     best = min(attempts, key=lambda a: a["cov"])

@@ -102,6 +102,7 @@ class MeasurementConfig(_Strict):
     sessions: int = Field(3, ge=1)
     drift_retries: int = Field(2, ge=0)
     interleave: int = Field(64, ge=1)
+    normalise: bool = True  # time the reference kernel after every round: speed-normalised latency (hwnas.speed)
     timeout_s: float = Field(300.0, gt=0)
 
 

@@ -21,7 +21,8 @@ The steps of ``hwnas costmodel fit --device NAME --onnx-kernels``, each resumabl
 Training target of a kernel: the time the device's profiler reports for it in its sample
 (layout reorders apart: they are a kernel type of their own, learned from the same
 profiles). Sample measurements (and the empty model's) calibrate a sum of profiled
-kernel times to the measured latency.
+kernel times to the measured latency. Every time is speed-normalised (:mod:`hwnas.speed`) when
+the device measures with round probes: the predictor predicts latency at the reference speed.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ import numpy as np
 
 from cost_models import kernel_model
 from cost_models.onnx_kernels import FusionRules, split
-from hwnas import backends, fleet, kernel_rules, kernel_sampling, sweep
+from hwnas import backends, fleet, kernel_rules, kernel_sampling, speed, sweep
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput, DeviceFailure
 from hwnas.kernel_graphs import save
@@ -99,7 +100,7 @@ def ensure_rules(registry: Registry, device: DeviceConfig, store: Store,
             "target": getattr(runtime, "target", None), "cpu": facts.get("cpu"), "agent": facts.get("agent")}
         settings = device_settings(dev)
         return kernel_rules.learn(lambda onnx_path: kernel_profile(dev, client, onnx_path, settings,
-                                                                   registry.workspace, runs=2), meta)
+                                                                   registry.workspace, runs=2)["nodes"], meta)
 
     outcome = fleet.run(registry, [device], work, store=store)[0]
     if outcome.error:
@@ -159,17 +160,20 @@ def training_rows(store: Store, device: DeviceConfig, rules: FusionRules
     reorders; reorder rows come from the profiled ReorderInput/ReorderOutput nodes of every sample."""
     rows: dict[str, list] = {}
     profiled, outputs, measured = [], [], []
+    normaliser = speed.Normaliser(store)
     for m in store.select(device.name, device.backend, space=SPACE):
         if m.id is None:
             continue
         nodes = store.node_profile(m.id)
         if not nodes or any(n.get("input_shapes") is None for n in nodes):
             continue
+        scale = normaliser.profile_scale(m)
+        nodes = [{**n, "dur_us": float(n["dur_us"]) * scale} for n in nodes]
         cfg = kernel_sampling.parse_signature(m.signature) if m.item == "kernel" else None
         model = kernel_sampling.model(cfg) if cfg else None
         profiled.append(sum(float(n["dur_us"]) for n in nodes) / 1000.0)
         outputs.append(kernel_model.output_numel(model) if model is not None else 1)
-        measured.append(m.latency_ms)
+        measured.append(normaliser.latency_ms(m))
         if model is None:
             continue
         main = [k for k in split(model, rules, image_input=False) if k.type != "reorder"]
@@ -291,6 +295,7 @@ def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, d
 
     space = spaces.get(CALIBRATION_SPACE)
     raw, weights, counts, measured = [], [], [], []
+    normaliser = speed.Normaliser(store)
     folder = workspace / "onnx" / space.name / "networks"
     for m in store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE):
         path = folder / sweep._file_name(m.arch)
@@ -301,7 +306,7 @@ def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, d
         raw.append(sum(k["predicted_us"] for k in p.kernels) / 1000.0)
         weights.append(sum(kernel_model.weight_numel(k) for k in kernels) / 1e6)
         counts.append(len(kernels))
-        measured.append(m.latency_ms)
+        measured.append(normaliser.latency_ms(m))
     if len(measured) < 8:
         return None
     return kernel_model.fit_network_calibration(raw, weights, counts, measured)

@@ -25,6 +25,11 @@ throttled clock) is caught, not just a change within one run.
 A session taken under drift is measured again, up to ``drift_retries`` extra
 sessions per item, and an item's latency uses only its sessions without drift
 when it has any (all sessions stay in the stored stats and raw samples).
+
+Speed normalisation (``measurement.normalise``, on by default): the reference kernel is
+also timed after every round, and each item's stats carry its latency in units of that
+kernel (``relative_latency``, over all its sessions); :mod:`hwnas.speed` turns it into
+milliseconds at the device's reference speed. ``latency_ms`` stays the raw median.
 """
 from __future__ import annotations
 
@@ -39,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from device_agents.timing import probe_name, summarize
-from hwnas import backends
+from hwnas import backends, speed
 from hwnas.agent_client import AgentClient, file_sha256
 from hwnas.config import DeviceConfig
 from hwnas.errors import BadInput
@@ -139,7 +144,7 @@ def device_settings(device: DeviceConfig, input_shapes: dict[str, list[int]] | N
         "threads": 1,
         "warmup_ms": m.warmup_ms, "repeat": m.repeat, "min_repeat_ms": m.min_repeat_ms,
         "cov_threshold": m.cov_threshold, "max_remeasure": m.max_remeasure,
-        "drift_threshold": m.drift_threshold,
+        "drift_threshold": m.drift_threshold, "reference_rounds": m.normalise,
         **backends.get(device.backend).settings(device),
     }
     if device.affinity:
@@ -238,6 +243,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         "reference_baseline_ms": results[0].get("reference_baseline_ms"),
         "reference_kernel": results[0].get("reference_kernel"),
         "phase_ms": [r.get("phase_ms") for r in results],
+        **speed.session_stats(results),
         "emulated": bool(client.facts.get("emulated")),  # timed under an emulator: says nothing of real speed
         **{k: results[0][k] for k in backends.get(device.backend).RESULT_FACTS if k in results[0]},
     }
@@ -258,10 +264,12 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
 
 
 def kernel_profile(device: DeviceConfig, client: AgentClient, path: Path, settings: dict[str, Any],
-                   workspace: Path, runs: int = 10) -> list[dict[str, Any]]:
+                   workspace: Path, runs: int = 10) -> dict[str, Any]:
     """The kernels the device's runtime runs for the ONNX file at ``path``, timed one by one with their
     shapes (the agent's ``profile`` of what the backend runs: the file itself, or the library compiled
-    from it for a TVM target); BadInput naming the device when its backend reports no kernels."""
+    from it for a TVM target): the reply, ``nodes`` and, when ``settings`` ask for round probes, the
+    reference kernel's ``reference_ms`` around it. BadInput naming the device when its backend
+    reports no kernels."""
     backend = backends.get(device.backend)
     if not backend.KERNEL_PROFILES:
         raise BadInput(f"device {device.name!r}: its runtime ({device.backend}) does not report the kernels it runs")
@@ -271,7 +279,7 @@ def kernel_profile(device: DeviceConfig, client: AgentClient, path: Path, settin
     artifact, fmt = backend.artifact(device, item, workspace)
     loaded = client.load(artifact, fmt, sha256=sha if artifact == path else None)
     inputs = backend.measure_fields(client, item, fmt).get("inputs")
-    return client.profile(loaded, settings, runs, inputs=inputs)["nodes"]
+    return client.profile(loaded, settings, runs, inputs=inputs)
 
 
 def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items: Iterable[Item],
@@ -344,8 +352,12 @@ def measure_items(device: DeviceConfig, client: AgentClient, store: Store, items
                         on_session(taken, planned)
         for item in batch:
             measurement = combine(device, client, item, results[item.signature], keys[item.signature])
-            nodes = (client.profile(shas[item.signature], settings, inputs=fields[item.signature].get("inputs"))
-                     ["nodes"] if per_node and backend.KERNEL_PROFILES else None)
+            nodes = None
+            if per_node and backend.KERNEL_PROFILES:
+                profiled = client.profile(shas[item.signature], timed, inputs=fields[item.signature].get("inputs"))
+                nodes = profiled["nodes"]
+                if profiled.get("reference_kernel") == measurement.stats.get("reference_kernel"):
+                    measurement.stats["profile_reference_ms"] = profiled.get("reference_ms") or []
             measurement.id = store.add(measurement, node_profile=nodes, consumes=session_ids[item.signature])
             done.append(measurement)
             if on_done:

@@ -109,7 +109,9 @@ def evaluate(predictor: kernel_model.KernelPredictor, store: Any, device: Any,
     import numpy as np
 
     from cost_models.metrics import summary
+    from hwnas.speed import Normaliser
 
+    normaliser = Normaliser(store)  # the predictor predicts latency at the device's reference speed
     measured = {m.signature: m for m in store.select(device.name, device.backend, item="model")}
     if paths is None:
         paths = sorted({m.source for m in measured.values() if m.source and Path(m.source).is_file()})
@@ -121,7 +123,8 @@ def evaluate(predictor: kernel_model.KernelPredictor, store: Any, device: Any,
             raise BadInput(f"{path}: not measured on {device.name}; run `hwnas measure --device {device.name} "
                            f"--onnx {path}` first")
         p = predictor.predict_kernels(*read_cnn(path, predictor))
-        rows.append({"model": path, "measured_ms": m.latency_ms, "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
+        rows.append({"model": path, "measured_ms": normaliser.latency_ms(m), "raw_measured_ms": m.latency_ms,
+                     "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
                      "session_spread": m.session_spread, "unpredicted_ops": p.unpredicted})
     if not rows:
         raise BadInput(f"device {device.name!r} has no measured ONNX models to evaluate on")

@@ -467,6 +467,33 @@ class Store:
                 probes += [float(v) for v in pair or [] if isinstance(v, (int, float)) and v > 0]
         return probes
 
+    def round_probe_medians(self, device: str, kernel: str, limit: int) -> list[float]:
+        """Per measurement, the median of its per-round reference-kernel probes (``kernel``), for the
+        oldest ``limit`` measurements of ``device`` that have them."""
+        with self._reading():
+            rows = self._db.execute("SELECT stats FROM measurements WHERE device=? ORDER BY id", (device,)).fetchall()
+        medians = []
+        for (stats,) in rows:
+            stats = json.loads(stats)
+            value = stats.get("reference_rounds_median_ms")
+            if stats.get("reference_kernel") == kernel and isinstance(value, (int, float)) and value > 0:
+                medians.append(float(value))
+                if len(medians) == limit:
+                    break
+        return medians
+
+    def meta_value(self, key: str) -> str | None:
+        """The store's meta value under ``key`` (None if unset)."""
+        with self._reading():
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta_once(self, key: str, value: str) -> str:
+        """Set meta ``key`` unless it is set already (another process may have won); returns the stored value."""
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+            return db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0]
+
     def signatures(self, device: str, backend: str) -> set[str]:
         """Every signature stored for a device + backend (what a resumed sweep may skip)."""
         with self._reading():

@@ -51,7 +51,7 @@ def tvm_device(tmp_path_factory):
 
 def _profile(tvm_device, path):
     reg, device, _, _, client, _ = tvm_device
-    return kernel_profile(device, client, path, device_settings(device), reg.workspace, runs=2)
+    return kernel_profile(device, client, path, device_settings(device), reg.workspace, runs=2)["nodes"]
 
 
 def test_agent_reports_tvms_fused_kernels_with_shapes(tvm_device, tmp_path):

@@ -14,6 +14,7 @@ from hwnas.errors import BadInput
 from hwnas.measure import device_settings, measure_items, model_item, parse_input_shapes, request_key
 from hwnas.output import print_json, print_table
 from hwnas.progress import bar, window_sessions
+from hwnas.speed import Normaliser
 
 log = logging.getLogger("hwnas")
 
@@ -35,9 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def result_row(item, m) -> dict[str, Any]:
-    """The JSON object printed for one measured model."""
+def result_row(item, m, normaliser: Normaliser) -> dict[str, Any]:
+    """The JSON object printed for one measured model (``normalised_ms``: at the device's reference
+    speed, None until the device has one or without round probes; see :mod:`hwnas.speed`)."""
     return {"model": item.source, "device": m.device, "latency_ms": m.latency_ms,
+            "normalised_ms": normaliser.normalised_ms(m),
             "backend": m.backend, "session_spread": m.session_spread, "cov": m.stats["cov"],
             "p10_ms": m.stats["p10_ms"], "p90_ms": m.stats["p90_ms"], "sessions": m.sessions,
             "sessions_left_out_for_drift": len(m.stats.get("drifted_session_medians_ms", [])),
@@ -102,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for progress in bars.values():
             progress.close()
-    rows: list[dict[str, Any]] = [result_row(item, measured[d.name][item.signature])
+    normaliser = Normaliser(st)
+    rows: list[dict[str, Any]] = [result_row(item, measured[d.name][item.signature], normaliser)
                                   for d in devices for item in items if item.signature in measured[d.name]]
     worst = max((o.error.exit_code for o in outcomes if o.error), default=0)
     if args.json:

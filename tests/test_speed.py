@@ -1,0 +1,103 @@
+"""Speed normalisation: the reference kernel after every round, relative latencies, and the device's
+reference speed fixed once in the store (real agent, real ONNX Runtime, real SQLite store)."""
+import json
+import statistics
+
+import numpy as np
+import pytest
+
+from device_agents import timing
+from hwnas import config, speed
+from hwnas.cli import main
+from hwnas.store import Store
+from tests.helpers import conv_model, local_config
+
+MEASUREMENT = "{warmup_ms: 5, repeat: 4, min_repeat_ms: 2, sessions: 2, timeout_s: 60, drift_threshold: 1000}"
+
+
+def _matmul():
+    a = np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32)
+    return lambda: a @ a
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_the_reference_kernel_is_timed_after_every_round_when_asked(on):
+    settings = {"warmup_ms": 1, "repeat": 5, "min_repeat_ms": 1, "max_remeasure": 0, "reference_rounds": on}
+    result = timing.measure(_matmul(), settings, timing.ReferenceKernel())
+    assert len(result["rounds_ms"]) == 5
+    assert len(result["reference_rounds_ms"]) == (5 if on else 0)
+    assert all(p > 0 for p in result["reference_rounds_ms"])
+    assert result["phase_ms"]["rounds"] > 0 and result["phase_ms"]["reference"] > 0
+
+
+def test_a_session_s_relative_time_is_the_median_of_round_over_probe():
+    # a codec-level check of the arithmetic: the second half of the rounds ran on a machine twice as slow
+    slow_half = {"rounds_ms": [1.0, 1.0, 2.0, 2.0, 2.0], "reference_rounds_ms": [0.5, 0.5, 1.0, 1.0, 1.0]}
+    assert speed.relative_median(slow_half) == pytest.approx(2.0)
+    assert speed.relative_median({"rounds_ms": [1.0], "reference_rounds_ms": []}) is None
+    stats = speed.session_stats([slow_half, {"rounds_ms": [3.0], "reference_rounds_ms": [1.0]}])
+    assert stats["relative_medians"] == [pytest.approx(2.0), pytest.approx(3.0)]
+    assert stats["relative_latency"] == pytest.approx(2.5)
+    assert stats["reference_rounds_median_ms"] == pytest.approx(1.0)
+
+
+def _measure(cfg, models, capsys):
+    code = main(["measure", "--config", str(cfg), "--device", "local", "--json", "--onnx", *map(str, models)])
+    out = capsys.readouterr().out
+    assert code == 0
+    return json.loads(out)
+
+
+def test_normalised_latency_uses_one_reference_speed_fixed_in_the_store(tmp_path, capsys):
+    cfg = local_config(tmp_path, measurement=MEASUREMENT)
+    models = [conv_model(tmp_path / f"m{i}.onnx", seed=i) for i in range(speed.SPEED_MEASUREMENTS + 1)]
+    first = _measure(cfg, models[:speed.SPEED_MEASUREMENTS - 1], capsys)
+    assert all(r["normalised_ms"] is None for r in first)  # too few measurements for a reference speed yet
+    store = Store(tmp_path / "ws")
+    [m] = store.select("local", newest_only=False)[:1]
+    assert m.stats["reference_kernel"].startswith("onnxruntime:")  # the probe conv, in the device's runtime
+    assert [len(p) for p in m.stats["reference_rounds_ms"]] == [len(r) for r in m.raw]
+    assert m.stats["relative_latency"] == pytest.approx(statistics.median(m.stats["relative_medians"]))
+
+    second = _measure(cfg, models[speed.SPEED_MEASUREMENTS - 1:], capsys)
+    normaliser = speed.Normaliser(Store(tmp_path / "ws"))
+    ref = normaliser.reference_speed("local", m.stats["reference_kernel"])
+    everything = Store(tmp_path / "ws").select("local", newest_only=False)
+    oldest = [x.stats["reference_rounds_median_ms"] for x in everything[:speed.SPEED_MEASUREMENTS]]
+    assert ref == pytest.approx(statistics.median(oldest))
+    for row, stored in zip(second, everything[speed.SPEED_MEASUREMENTS - 1:]):
+        assert row["normalised_ms"] == pytest.approx(stored.stats["relative_latency"] * ref)
+        assert row["latency_ms"] == stored.latency_ms  # the raw median is kept as it was
+
+    # later measurements do not move the constant, even if their probes run at another speed
+    with Store(tmp_path / "ws")._transaction() as db:
+        db.execute("UPDATE measurements SET stats=json_set(stats, '$.reference_rounds_median_ms', 99.0)")
+    assert speed.Normaliser(Store(tmp_path / "ws")).reference_speed("local", m.stats["reference_kernel"]) == ref
+
+
+def test_profiles_carry_the_reference_kernel_around_them(tmp_path):
+    from hwnas import fleet
+    from hwnas.measure import Item, file_sha256, measure_items
+
+    reg = config.load(local_config(tmp_path, measurement=MEASUREMENT))
+    device = reg.device("local")
+    model = conv_model(tmp_path / "m.onnx")
+    sha = file_sha256(model)
+    store = Store(reg.workspace)
+
+    def work(dev, client):
+        return measure_items(dev, client, store, [Item(model, sha, f"onnx:{sha}", source=str(model))], "r1",
+                             per_node=True)
+
+    [m] = fleet.run(reg, [device], work, store=store)[0].value
+    probes = m.stats["profile_reference_ms"]
+    assert len(probes) == 2 and min(probes) > 0
+    assert store.node_profile(m.id)  # the per-node times the probes put at the reference speed
+
+
+def test_normalise_false_takes_no_round_probes(tmp_path, capsys):
+    cfg = local_config(tmp_path, measurement=MEASUREMENT.replace("}", ", normalise: false}"))
+    [row] = _measure(cfg, [conv_model(tmp_path / "m.onnx")], capsys)
+    [m] = Store(tmp_path / "ws").select("local")
+    assert row["normalised_ms"] is None
+    assert m.stats["relative_latency"] is None and m.stats["reference_rounds_ms"] == [[], []]
