@@ -3,9 +3,10 @@
 A model's latency is predicted as ``base_ms + scale * (sum of its kernels' predicted
 latencies) + out_ms_per_melem * (its output elements)``; the kernels come from
 :func:`cost_models.onnx_kernels.split` with the rules learned on the device. Each kernel
-type has a :class:`KernelRegressor`: gradient-boosted regression trees (scikit-learn) on
-log latency over the type's features plus log FLOPs, trained on the kernel times the
-device's profiler reports for sampled kernels. ``scale`` and ``base_ms`` map a sum of
+type has a :class:`KernelRegressor`: a linear roofline (FLOPs and memory traffic) times
+gradient-boosted regression trees (scikit-learn) on the log residual, over the type's
+features plus log FLOPs and log traffic, trained on the kernel times the device's profiler
+reports for sampled kernels. ``scale`` and ``base_ms`` map a sum of
 profiled kernel times to the latency the measurement protocol reports (a call's fixed cost,
 and on a shared machine the share of wall time the process actually gets); they are fitted
 on the same kernel samples (:func:`fit_calibration`). After fitting, the trees are kept as
@@ -18,7 +19,7 @@ never counted as zero: it gets the element-wise-pass estimate for its tensor siz
 
 File format (one JSON object)::
 
-    {"format": "hwnas-kernel-predictor", "version": 1,
+    {"format": "hwnas-kernel-predictor", "version": 2,
      "manifest": {versions of hwnas/sklearn/numpy/python, device, backend, runtime_version,
                   providers, feature_schema {type: [names]}, training_sha256, n_train {type: n},
                   cv {type: {rmspe, ...}}, created_utc},
@@ -50,7 +51,8 @@ from cost_models.persistence import versions
 from lut.formats import write_text_atomic
 
 FORMAT = "hwnas-kernel-predictor"
-VERSION = 1
+VERSION = 2
+"""2: regressors predict the residual of a FLOPs/traffic roofline (``roofline`` coefficients)."""
 FALLBACK_US_PER_ELEMENT = 1e-3
 """Element-wise estimate when even the ``act`` regressor is missing (1 ns per element)."""
 
@@ -64,14 +66,74 @@ def reorder_kernel(numel: int, c: int, to_nchwc: bool) -> Kernel:
     return Kernel("reorder", "reorder", [], {"numel": numel, "c": c, "to_nchwc": int(to_nchwc)}, 0.0, "Reorder")
 
 
+def traffic(kernel: Kernel) -> float:
+    """Elements a kernel reads and writes once each (inputs, outputs, weights): the memory side of
+    its roofline, from its features."""
+    f = kernel.features
+    if kernel.type in ("conv", "gconv"):
+        return (f["cin"] * f["hin"] ** 2 + f["cout"] * f["hout"] ** 2
+                + f["cin"] * f["cout"] * f["k"] ** 2 / max(f.get("groups", 1), 1))
+    if kernel.type == "dwconv":
+        return f["c"] * (f["hin"] ** 2 + f["hout"] ** 2 + f["k"] ** 2)
+    if kernel.type == "pool":
+        return f["c"] * (f["hin"] ** 2 + f["hout"] ** 2)
+    if kernel.type == "globalpool":
+        return f["c"] * (f["hin"] ** 2 + 1)
+    if kernel.type == "gemm":
+        return f["cin"] * f["cout"] + f["cin"] + f["cout"]
+    if kernel.type == "resize":
+        return f["numel_in"] + f["numel_out"]
+    return 2.0 * float(f.get("numel", 0) or f.get("numel_out", 0))
+
+
 def features(kernel: Kernel) -> np.ndarray:
-    """The regressor input of a kernel: its type's features and log2(1 + FLOPs)."""
-    return np.append(feature_vector(kernel), math.log2(1.0 + kernel.flops))
+    """The regressor input of a kernel: its type's features, log2(1 + FLOPs) and log2(1 + traffic)."""
+    return np.append(feature_vector(kernel), [math.log2(1.0 + kernel.flops), math.log2(1.0 + traffic(kernel))])
 
 
 def feature_schema() -> dict[str, list[str]]:
     """Feature names per kernel type, as the regressors see them."""
-    return {t: [*names, "log2_flops"] for t, names in FEATURES.items()}
+    return {t: [*names, "log2_flops", "log2_traffic"] for t, names in FEATURES.items()}
+
+
+def roofline_fit(X: np.ndarray, y_us: np.ndarray) -> np.ndarray:
+    """Non-negative ``(a, b, c)`` of ``latency ≈ a·FLOPs + b·traffic + c`` (least squares on relative
+    error) from the last two columns of :func:`features` rows."""
+    from scipy.optimize import nnls
+
+    A = _roofline_terms(X)
+    coef = nnls(A / y_us[:, None], np.ones(len(y_us)))[0] if len(y_us) >= 3 else np.zeros(3)
+    return coef if coef.any() else np.array([0.0, 0.0, float(np.median(y_us)) if len(y_us) else 1.0])
+
+
+def _roofline_terms(X: np.ndarray) -> np.ndarray:
+    return np.stack([np.exp2(X[:, -2]) - 1.0, np.exp2(X[:, -1]) - 1.0, np.ones(len(X))], axis=1)
+
+
+def roofline_log(X: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """log of the roofline estimate (µs) for the rows of ``X``, floored at 1e-3 µs."""
+    return np.log(np.maximum(_roofline_terms(X) @ coef, 1e-3))
+
+
+class RooflineTrees:
+    """log latency = log(roofline estimate) + boosted trees on (features, log estimate): the trees learn
+    how far a kernel falls from a linear FLOPs/traffic model, which they interpolate far better than
+    latency itself (a tree is piecewise constant; latency spans four decades)."""
+
+    def __init__(self, gbr: Any) -> None:
+        self.gbr = gbr
+
+    def fit(self, X: np.ndarray, y_log: np.ndarray) -> RooflineTrees:
+        """Fit on rows ``X`` and log latencies ``y_log``."""
+        self.coef = roofline_fit(X, np.exp(y_log))
+        base = roofline_log(X, self.coef)
+        self.gbr.fit(np.column_stack([X, base]), y_log - base)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Log latencies of the rows of ``X``."""
+        base = roofline_log(X, self.coef)
+        return self.gbr.predict(np.column_stack([X, base])) + base
 
 
 class TreeEnsemble:
@@ -165,10 +227,12 @@ class KernelRegressor:
     def fit(self, X: np.ndarray, y_us: np.ndarray) -> KernelRegressor:
         """Fit on ``X`` (n, features) and latencies ``y_us`` (µs, > 0)."""
         X, y = np.asarray(X, dtype=np.float64), np.log(np.maximum(np.asarray(y_us, dtype=np.float64), 1e-3))
-        self.oof_ = cross_val_log(X, y, self._gbr, self.seed)
+        self.oof_ = cross_val_log(X, y, lambda: RooflineTrees(self._gbr()), self.seed)
         self.cv_ = rel_errors(np.exp(self.oof_), np.exp(y))
         self.log_std_ = float(np.std(self.oof_ - y)) if len(y) > 1 else 1.0
-        self.ensemble_ = TreeEnsemble.from_sklearn(self._gbr().fit(X, y))
+        final = RooflineTrees(self._gbr()).fit(X, y)
+        self.roofline_ = final.coef
+        self.ensemble_ = TreeEnsemble.from_sklearn(final.gbr)
         self.n_features_ = X.shape[1]
         return self
 
@@ -179,21 +243,26 @@ class KernelRegressor:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"expected {self.n_features_} features, got {X.shape}")
-        return np.exp(self.ensemble_.predict(X))
+        base = roofline_log(X, self.roofline_)
+        return np.exp(self.ensemble_.predict(np.column_stack([X, base])) + base)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON form (parameters, fitted trees, validation figures)."""
+        """Plain JSON form (parameters, roofline coefficients, fitted trees, validation figures)."""
         return {"params": {"n_estimators": self.n_estimators, "learning_rate": self.learning_rate,
                            "max_depth": self.max_depth, "seed": self.seed},
                 "n_features": self.n_features_, "log_std": self.log_std_, "cv": self.cv_,
-                "ensemble": self.ensemble_.to_dict()}
+                "roofline": [float(c) for c in self.roofline_], "ensemble": self.ensemble_.to_dict()}
 
     @classmethod
     def from_dict(cls, doc: Any) -> KernelRegressor:
         """The regressor :meth:`to_dict` wrote; ValueError on a malformed one."""
-        if not isinstance(doc, dict) or not {"params", "n_features", "log_std", "cv", "ensemble"} <= set(doc):
-            raise ValueError("a kernel regressor needs params, n_features, log_std, cv and ensemble")
+        keys = {"params", "n_features", "log_std", "cv", "roofline", "ensemble"}
+        if not isinstance(doc, dict) or not keys <= set(doc):
+            raise ValueError("a kernel regressor needs params, n_features, log_std, cv, roofline and ensemble")
+        if not isinstance(doc["roofline"], list) or len(doc["roofline"]) != 3:
+            raise ValueError("a kernel regressor's roofline is three coefficients")
         reg = cls(**doc["params"])
+        reg.roofline_ = np.asarray(doc["roofline"], dtype=np.float64)
         reg.ensemble_ = TreeEnsemble.from_dict(doc["ensemble"])
         reg.n_features_ = int(doc["n_features"])
         reg.log_std_ = float(doc["log_std"])

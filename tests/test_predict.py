@@ -182,3 +182,30 @@ def test_store_migration_adds_node_shapes(tmp_path):
     columns = {row[1] for row in db.execute("PRAGMA table_info(node_profiles)")}
     assert {"position", "input_shapes", "output_shapes"} <= columns
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+
+
+def test_kernel_regressors_fit_the_residual_of_a_flops_traffic_roofline():
+    # a codec-level check of the regression: latencies that are exactly a roofline are recovered off
+    # the sampled grid, far closer than trees alone would (they are piecewise constant in FLOPs)
+    from cost_models.onnx_kernels import Kernel
+
+    rng = np.random.default_rng(0)
+
+    def conv(cin, cout, h):
+        flops = 2.0 * cin * cout * h * h * 9
+        return Kernel("conv", "c", [], {"cin": cin, "cout": cout, "k": 3, "stride": 1, "hin": h, "hout": h,
+                                        "act": 0, "sum": 0, "nchwc": 1}, flops)
+
+    def latency(k):
+        return 2e-4 * k.flops + 1e-3 * kernel_model.traffic(k) + 5.0
+
+    train = [conv(int(rng.integers(8, 512)), int(rng.integers(8, 512)), int(rng.choice([7, 14, 28, 56])))
+             for _ in range(120)]
+    reg = kernel_model.KernelRegressor().fit(np.stack([kernel_model.features(k) for k in train]),
+                                             np.array([latency(k) for k in train]))
+    assert reg.roofline_ == pytest.approx([2e-4, 1e-3, 5.0], rel=1e-3)
+    test = [conv(300, 77, 20), conv(33, 480, 10)]
+    got = reg.predict(np.stack([kernel_model.features(k) for k in test]))
+    assert got == pytest.approx([latency(k) for k in test], rel=0.02)
+    again = kernel_model.KernelRegressor.from_dict(json.loads(json.dumps(reg.to_dict())))
+    assert again.predict(np.stack([kernel_model.features(k) for k in test])) == pytest.approx(got)
