@@ -505,7 +505,8 @@ def loads(text: str, name: str = "predictor") -> tuple[KernelPredictor, list[str
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise PredictorFileError(f"{name}: not an hwnas kernel predictor")
     if doc.get("version") != VERSION:
-        raise PredictorFileError(f"{name}: predictor format version {doc.get('version')!r}; this hwnas reads {VERSION}")
+        raise PredictorFileError(f"{name}: predictor format version {doc.get('version')!r}; this hwnas reads {VERSION} "
+                                 "(rebuild it with `hwnas costmodel fit --onnx-kernels`)")
     body = {k: v for k, v in doc.items() if k != "sha256"}
     if hashlib.sha256(_canonical(body)).hexdigest() != doc.get("sha256"):
         raise PredictorFileError(f"{name}: checksum mismatch (the file was edited or truncated)")
