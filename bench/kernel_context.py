@@ -20,8 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bench.common import machine, write
 from bench.corpus import DEFAULT_OUT
 
@@ -89,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def profiled(path: Path) -> list[dict[str, Any]]:
             reply = kernel_profile(dev, client, path, settings, reg.workspace, runs=10)
-            speed = normaliser.reference_speed(dev.name, reply.get("reference_kernel", ""))
-            probes = reply.get("reference_ms") or []
-            scale = speed / float(np.mean(probes)) if speed and probes else 1.0
+            scale = normaliser.reply_scale(dev.name, reply)
             return [{**n, "dur_us": n["dur_us"] * scale} for n in reply["nodes"]]
 
         models = {}

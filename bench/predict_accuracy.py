@@ -35,14 +35,12 @@ from bench.common import machine, work_split, write
 from bench.corpus import DEFAULT_OUT, load
 
 
-def profile_sums(registry: Any, device: Any, store: Any, paths: list[Path]) -> dict[str, tuple[float, float]]:
+def profile_sums(registry: Any, device: Any, store: Any, normaliser: Any,
+                 paths: list[Path]) -> dict[str, tuple[float, float]]:
     """Per model, the sum of its per-node profiled times (ms), one profile each on the device: raw, and
     at the device's reference speed (scaled by the reference kernel timed around the profile)."""
     from hwnas import fleet
     from hwnas.measure import device_settings, drift_settings, kernel_profile
-    from hwnas.speed import Normaliser
-
-    normaliser = Normaliser(store)
 
     def work(dev, client) -> dict[str, tuple[float, float]]:
         settings = {**device_settings(dev), **drift_settings(store, dev.name, client)}
@@ -50,9 +48,7 @@ def profile_sums(registry: Any, device: Any, store: Any, paths: list[Path]) -> d
         for path in paths:
             reply = kernel_profile(dev, client, Path(path), settings, registry.workspace, runs=10)
             raw = sum(n["dur_us"] for n in reply["nodes"]) / 1000.0
-            ref = normaliser.reference_speed(dev.name, reply.get("reference_kernel", ""))
-            probes = reply.get("reference_ms") or []
-            sums[str(path)] = (raw, raw * ref / float(np.mean(probes)) if ref and probes else raw)
+            sums[str(path)] = (raw, raw * normaliser.reply_scale(dev.name, reply))
         return sums
 
     outcome = fleet.run(registry, [device], work, store=store)[0]
@@ -121,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                      "loadavg": (history[0].facts or {}).get("loadavg")})
     if not rows:
         raise SystemExit("no corpus model is measured; run `python -m bench.corpus measure` first")
-    sums = profile_sums(reg, device, store, [r["path"] for r in rows])
+    sums = profile_sums(reg, device, store, normaliser, [r["path"] for r in rows])
     y = np.array([r["measured_ms"] for r in rows])
     fl = flops_cv(np.array([r["flops"] for r in rows]), y)
     for r, f in zip(rows, fl):

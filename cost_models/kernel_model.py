@@ -71,16 +71,15 @@ def traffic(kernel: Kernel) -> float:
     its roofline, from its features."""
     f = kernel.features
     if kernel.type in ("conv", "gconv"):
-        return (f["cin"] * f["hin"] ** 2 + f["cout"] * f["hout"] ** 2
-                + f["cin"] * f["cout"] * f["k"] ** 2 / max(f.get("groups", 1), 1))
+        return f["cin"] * f["hin"] ** 2 + f["cout"] * f["hout"] ** 2 + weight_numel(kernel)
     if kernel.type == "dwconv":
-        return f["c"] * (f["hin"] ** 2 + f["hout"] ** 2 + f["k"] ** 2)
+        return f["c"] * (f["hin"] ** 2 + f["hout"] ** 2) + weight_numel(kernel)
     if kernel.type == "pool":
         return f["c"] * (f["hin"] ** 2 + f["hout"] ** 2)
     if kernel.type == "globalpool":
         return f["c"] * (f["hin"] ** 2 + 1)
     if kernel.type == "gemm":
-        return f["cin"] * f["cout"] + f["cin"] + f["cout"]
+        return weight_numel(kernel) + f["cin"] + f["cout"]
     if kernel.type == "resize":
         return f["numel_in"] + f["numel_out"]
     return 2.0 * float(f.get("numel", 0) or f.get("numel_out", 0))

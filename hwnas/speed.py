@@ -84,9 +84,16 @@ class Normaliser:
         normalised = self.normalised_ms(m)
         return m.latency_ms if normalised is None else normalised
 
-    def profile_scale(self, m: Measurement) -> float:
-        """Factor that puts ``m``'s per-node profile times at the reference speed (1.0 when the profile
-        has no probes around it)."""
-        probes = m.stats.get("profile_reference_ms") or []
-        speed = self.factor(m.device, m.stats)
+    def probe_scale(self, device: str, kernel: str | None, probes: list[float]) -> float:
+        """Factor that puts times taken between reference-kernel ``probes`` (ms, of probe ``kernel``) at
+        the device's reference speed; 1.0 without probes or a reference speed."""
+        speed = self.reference_speed(device, kernel) if kernel else None
         return speed / statistics.mean(probes) if speed and probes and min(probes) > 0 else 1.0
+
+    def profile_scale(self, m: Measurement) -> float:
+        """:meth:`probe_scale` of ``m``'s stored per-node profile (the probes taken around it)."""
+        return self.probe_scale(m.device, m.stats.get("reference_kernel"), m.stats.get("profile_reference_ms") or [])
+
+    def reply_scale(self, device: str, reply: dict[str, Any]) -> float:
+        """:meth:`probe_scale` of an agent ``profile`` reply (its ``reference_ms`` and ``reference_kernel``)."""
+        return self.probe_scale(device, reply.get("reference_kernel"), reply.get("reference_ms") or [])
