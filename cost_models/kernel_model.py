@@ -5,13 +5,13 @@ latencies) + out_ms_per_melem * (its output elements)``; the kernels come from
 :func:`cost_models.onnx_kernels.split` with the rules learned on the device. Each kernel
 type has a :class:`KernelRegressor`: a linear roofline (FLOPs and memory traffic) times
 gradient-boosted regression trees (scikit-learn) on the log residual, over the type's
-features plus log FLOPs and log traffic, trained on the kernel times the device's profiler
-reports for sampled kernels. ``scale`` and ``base_ms`` map a sum of
-profiled kernel times to the latency the measurement protocol reports (a call's fixed cost,
-and on a shared machine the share of wall time the process actually gets); they are fitted
-on the same kernel samples (:func:`fit_calibration`). After fitting, the trees are kept as
-plain arrays (:class:`TreeEnsemble`) and evaluated with numpy, so a saved predictor is
-JSON, loads without scikit-learn's pickles and predicts the same on any later version.
+features plus log FLOPs and log traffic, trained on sampled kernels' measured latencies (less a
+call's fixed cost, shared out over a sample's nodes by its profile: :func:`hwnas.kernel_fit.training_rows`).
+``scale`` and ``base_ms`` map a sum of kernel times to the latency the measurement protocol
+reports (a call's fixed cost, the return of its outputs); they are fitted on the same kernel
+samples (:func:`fit_calibration`), and replaced by a whole-network calibration when one is fitted.
+After fitting, the trees are kept as plain arrays (:class:`TreeEnsemble`) and evaluated with
+numpy, so a saved predictor is JSON, loads without scikit-learn's pickles and predicts the same on any later version.
 
 An op no regressor covers (type ``other``, or a type the device has no samples of) is
 never counted as zero: it gets the element-wise-pass estimate for its tensor size with a
@@ -449,14 +449,14 @@ def manifest(device: str, backend: str, rules: FusionRules, rows: dict[str, list
             **(extra or {})}
 
 
-def fit_calibration(profiled_ms: Sequence[float], output_numel: Sequence[float],
+def fit_calibration(kernel_ms: Sequence[float], output_numel: Sequence[float],
                     measured_ms: Sequence[float]) -> dict[str, float]:
-    """``measured ≈ base_ms + scale * profiled + out_ms_per_melem * outputs``, least squares on relative
-    error, over kernel samples: ``profiled_ms`` the sum of a sample's profiled node times, ``output_numel``
+    """``measured ≈ base_ms + scale * kernels + out_ms_per_melem * outputs``, least squares on relative
+    error, over kernel samples: ``kernel_ms`` the sum of a sample's kernel times, ``output_numel``
     the elements of its graph outputs (a call hands its outputs back as fresh arrays: a cost that grows
     with their size and that a network, whose kernels write into the runtime's reused buffers, pays only
     for its own outputs), ``measured_ms`` its measured latency."""
-    x = np.asarray(profiled_ms, dtype=np.float64)
+    x = np.asarray(kernel_ms, dtype=np.float64)
     o = np.asarray(output_numel, dtype=np.float64) / 1e6
     y = np.asarray(measured_ms, dtype=np.float64)
     if len(x) < 4:

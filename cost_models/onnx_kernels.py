@@ -169,14 +169,102 @@ def light(model: onnx.ModelProto, as_inputs: bool = False) -> onnx.ModelProto:
     return out
 
 
+FOLDABLE = ("Constant", "Shape", "Gather", "Add", "Sub", "Mul", "Div", "Concat", "Unsqueeze", "Squeeze", "Cast",
+            "Slice", "Floor", "Ceil", "Min", "Max")
+"""Ops whose small outputs :func:`fold_shape_arithmetic` computes (the shape arithmetic of exporters)."""
+
+
+def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception as exc:  # onnx raises InferenceError and friends
+        raise GraphError(f"shape inference failed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+
+
+def _has_unknown_dims(model: onnx.ModelProto) -> bool:
+    return any(not d.HasField("dim_value") for vi in model.graph.value_info for d in vi.type.tensor_type.shape.dim)
+
+
+def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` (shape-inferred) with the small tensors it computes from static shapes replaced by their
+    values, and shapes inferred again. Exporters write a channel split as ``Slice`` bounds computed from
+    ``Shape → Gather → Div → Mul`` (ShuffleNetV2's ``chunk``), which ONNX shape inference does not
+    evaluate: every tensor after it would have unknown dimensions."""
+    from onnx import numpy_helper
+
+    shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
+              for vi in [*model.graph.input, *model.graph.value_info]}
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.raw_data or t.int64_data
+              or t.float_data or t.int32_data or not t.dims}
+    folded: set[int] = set()
+    for i, node in enumerate(model.graph.node):
+        ins = [x for x in node.input if x]
+        if node.op_type == "Shape" and ins and shapes.get(ins[0]) and None not in shapes[ins[0]]:
+            start = next((a.i for a in node.attribute if a.name == "start"), 0)
+            end = next((a.i for a in node.attribute if a.name == "end"), None)
+            values[node.output[0]] = np.array(shapes[ins[0]][start:end], dtype=np.int64)
+        elif node.op_type in FOLDABLE and node.op_type != "Shape" and all(x in values for x in ins):
+            if any(values[x].size > SMALL_INITIALIZER for x in ins):
+                continue
+            outs = _fold_node(node, [values[x] for x in node.input if x], model.opset_import)
+            if outs is None:
+                continue
+            values.update({o: np.asarray(v) for o, v in zip(node.output, outs)})
+        else:
+            continue
+        folded.add(i)
+    if not folded:
+        return model
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    kept = [n for i, n in enumerate(model.graph.node) if i not in folded]
+    del out.graph.node[:]
+    out.graph.node.extend(kept)
+    del out.graph.value_info[:]
+    have = {t.name for t in out.graph.initializer}
+    out.graph.initializer.extend(numpy_helper.from_array(values[o], o) for i in sorted(folded)
+                                 for o in model.graph.node[i].output if o not in have)
+    return _infer(out)
+
+
+_ARITHMETIC = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Min": np.minimum, "Max": np.maximum}
+
+
+def _fold_node(node: onnx.NodeProto, ins: list[np.ndarray], opset: Any) -> list[np.ndarray] | None:
+    """A shape-arithmetic node's outputs from its input values: numpy for the common ops, ONNX's reference
+    runtime for the rest (None when it cannot evaluate the node)."""
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    op = node.op_type
+    if op in _ARITHMETIC:
+        return [_ARITHMETIC[op](ins[0], ins[1]).astype(ins[0].dtype)]
+    if op == "Div" and np.issubdtype(ins[0].dtype, np.integer):
+        return [np.trunc(ins[0] / ins[1]).astype(ins[0].dtype)]
+    if op == "Gather":
+        return [np.take(ins[0], ins[1], axis=attrs.get("axis", 0))]
+    if op == "Concat":
+        return [np.concatenate(ins, axis=attrs["axis"])]
+    if op == "Unsqueeze" and len(ins) == 2:
+        return [np.expand_dims(ins[0], tuple(int(a) for a in ins[1]))]
+    from onnx.reference import ReferenceEvaluator
+
+    try:
+        graph = onnx.helper.make_graph(
+            [node], "fold", [onnx.helper.make_tensor_value_info(x, onnx.helper.np_dtype_to_tensor_dtype(v.dtype),
+                                                                list(v.shape)) for x, v in zip(node.input, ins)],
+            [onnx.helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output])
+        return list(ReferenceEvaluator(onnx.helper.make_model(graph, opset_imports=opset)).run(
+            None, dict(zip(node.input, ins))))
+    except Exception:  # an op the reference runtime cannot evaluate here: leave it to the runtime
+        return None
+
+
 class _Graph:
     """Shapes, producers, consumers and constants of a shape-inferred graph."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
-        try:
-            model = shape_inference.infer_shapes(light(model), strict_mode=False, data_prop=True)
-        except Exception as exc:  # onnx raises InferenceError and friends
-            raise GraphError(f"shape inference failed: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        model = _infer(light(model))
+        if _has_unknown_dims(model):
+            model = fold_shape_arithmetic(model)
         g = model.graph
         self.graph = g
         self.shapes: dict[str, list[int]] = {}

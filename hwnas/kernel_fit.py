@@ -18,11 +18,11 @@ The steps of ``hwnas costmodel fit --device NAME --onnx-kernels``, each resumabl
    an evaluation model) are measured, and the sum of kernel predictions is calibrated to
    their latency (:func:`network_calibration`).
 
-Training target of a kernel: the time the device's profiler reports for it in its sample
-(layout reorders apart: they are a kernel type of their own, learned from the same
-profiles). Sample measurements (and the empty model's) calibrate a sum of profiled
-kernel times to the measured latency. Every time is speed-normalised (:mod:`hwnas.speed`) when
-the device measures with round probes: the predictor predicts latency at the reference speed.
+Training target of a kernel: its sample's measured latency less the empty model's, the share of
+it the device's profiler gives the kernel's nodes (layout reorders apart: they are a kernel type of
+their own, learned from the same samples; :func:`training_rows`). Every time is speed-normalised
+(:mod:`hwnas.speed`) when the device measures with round probes: the predictor predicts latency at
+the reference speed.
 """
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ SPACE = "kernels"
 """The store ``space`` of kernel samples."""
 MIN_GAIN = 0.02
 CALIBRATION_NETS = 60
+FLOOR_US = 0.5
+"""Least training target (µs): below it a sample's latency is its call cost within the measurement's noise."""
 SESSIONS = 2
 """Sessions per kernel sample (many samples average each other's noise; networks use the device's default)."""
 
@@ -153,44 +155,58 @@ def initial_configs(seed: int, scale: float = 1.0) -> list[dict[str, Any]]:
 
 def training_rows(store: Store, device: DeviceConfig, rules: FusionRules
                   ) -> tuple[dict[str, list], dict[str, float]]:
-    """Per kernel type, (config, kernel, profiled µs) rows from the stored samples, and the calibration
-    from profiled to measured latency (:func:`cost_models.kernel_model.fit_calibration`).
+    """Per kernel type, (config, kernel, µs) rows from the stored samples, and the calibration from a
+    sum of kernel times to measured latency (:func:`cost_models.kernel_model.fit_calibration`).
 
-    A sample's kernel time is what the device's profiler reports for its nodes other than layout
-    reorders; reorder rows come from the profiled ReorderInput/ReorderOutput nodes of every sample."""
+    A sample's time is its **measured** latency (the protocol's interleaved, speed-normalised
+    rounds) less one call's fixed cost: the empty model's latency outside its one node (a network
+    pays that per call, but a node's own dispatch per kernel). Its profile only shares that time out:
+    each node gets the part its profiled duration is of the profile's total. The kernel's row gets
+    the share of its nodes other than layout reorders; reorder rows get the shares of the
+    ReorderInput/ReorderOutput nodes of every sample. A single profile is far noisier than the
+    measurement, and its node times carry the profiler's own cost, which a network run does not pay."""
     rows: dict[str, list] = {}
-    profiled, outputs, measured = [], [], []
     normaliser = speed.Normaliser(store)
+    samples, call_ms = [], None
     for m in store.select(device.name, device.backend, space=SPACE):
         if m.id is None:
             continue
         nodes = store.node_profile(m.id)
-        if not nodes or any(n.get("input_shapes") is None for n in nodes):
+        if m.item != "kernel":
+            inside = sum(float(n["dur_us"]) for n in nodes) * normaliser.profile_scale(m) / 1000.0
+            call_ms = normaliser.latency_ms(m) - inside
             continue
-        scale = normaliser.profile_scale(m)
-        nodes = [{**n, "dur_us": float(n["dur_us"]) * scale} for n in nodes]
-        cfg = kernel_sampling.parse_signature(m.signature) if m.item == "kernel" else None
-        model = kernel_sampling.model(cfg) if cfg else None
-        profiled.append(sum(float(n["dur_us"]) for n in nodes) / 1000.0)
-        outputs.append(kernel_model.output_numel(model) if model is not None else 1)
-        measured.append(normaliser.latency_ms(m))
-        if model is None:
-            continue
+        if nodes and all(n.get("input_shapes") is not None for n in nodes):
+            samples.append((m, nodes))
+    if not samples or call_ms is None:
+        raise BadInput(f"device {device.name!r} has no profiled kernel samples (and empty model); run the sampling "
+                       "step first")
+    timed, outputs, measured = [], [], []
+    for m, nodes in samples:
+        cfg = kernel_sampling.parse_signature(m.signature)
+        model = kernel_sampling.model(cfg)
+        latency = normaliser.latency_ms(m)
+        profiled = sum(max(float(n["dur_us"]), 0.0) for n in nodes)
         main = [k for k in split(model, rules, image_input=False) if k.type != "reorder"]
-        if len(main) != 1:
+        if profiled <= 0 or len(main) != 1:
             continue
+        per_us = max(latency - call_ms, 0.0) * 1000.0 / profiled  # measured µs per profiled µs
+        kernel_us = 0.0
         for node in nodes:
-            if node["op_type"] in kernel_rules.REORDERS and node["input_shapes"]:
+            share = max(float(node["dur_us"]), 0.0) * per_us
+            if node["op_type"] not in kernel_rules.REORDERS:
+                kernel_us += share
+            elif node["input_shapes"]:
                 shape = node["input_shapes"][0]
                 reorder = kernel_model.reorder_kernel(int(np.prod(shape)) if shape else 0,
                                                      shape[1] if len(shape) > 1 else 1,
                                                      node["op_type"] == "ReorderInput")
-                rows.setdefault("reorder", []).append((cfg, reorder, max(float(node["dur_us"]), 0.1)))
-        kernel_us = sum(float(n["dur_us"]) for n in nodes if n["op_type"] not in kernel_rules.REORDERS)
-        rows.setdefault(main[0].type, []).append((cfg, main[0], max(kernel_us, 0.1)))
-    if not measured:
-        raise BadInput(f"device {device.name!r} has no profiled kernel samples; run the sampling step first")
-    return rows, kernel_model.fit_calibration(profiled, outputs, measured)
+                rows.setdefault("reorder", []).append((cfg, reorder, max(share, FLOOR_US)))
+        rows.setdefault(main[0].type, []).append((cfg, main[0], max(kernel_us, FLOOR_US)))
+        timed.append(profiled * per_us / 1000.0)
+        outputs.append(kernel_model.output_numel(model))
+        measured.append(latency)
+    return rows, kernel_model.fit_calibration(timed, outputs, measured)
 
 
 def _worst(predictor: kernel_model.KernelPredictor, rows: dict[str, list], top_types: int

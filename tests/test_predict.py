@@ -49,6 +49,16 @@ def built(tmp_path_factory):
     return cfg, path, tmp
 
 
+def _corpus_model(family: str, seed: int, path):
+    """A model of a corpus family at 64×64, exported with torch to ``path``."""
+    from bench.corpus_models import export, sample
+
+    conf = sample(family, np.random.default_rng(seed))
+    conf["resolution"] = 64
+    export(family, conf, str(path))
+    return path
+
+
 def _conv_then(op: str, tmp, name: str):
     g = GraphBuilder((1, 16, 8, 8))
     y = g.conv("x", 16)
@@ -108,16 +118,65 @@ def test_predictor_version_mismatch_is_reported_and_tampering_refused(built, tmp
 
 @pytest.mark.parametrize("family", ["googlenet", "densenet", "squeezenet", "shufflenet_v2"])
 def test_hard_families_predict(built, family, capsys):
-    from bench.corpus_models import export, sample
-
     cfg, _, tmp = built
-    conf = sample(family, np.random.default_rng(1))
-    conf["resolution"] = 64
-    path = tmp / f"{family}.onnx"
-    export(family, conf, str(path))
+    path = _corpus_model(family, 1, tmp / f"{family}.onnx")
     assert main(["predict", "--device", "local", "--onnx", str(path), "--json", "--config", str(cfg)]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert np.isfinite(row["latency_ms"]) and row["latency_ms"] > 0 and row["kernels"] > 10
+
+
+def test_kernel_targets_share_out_the_measured_latency(built):
+    """A sample's training target is its measured latency less one call's fixed cost (the empty model's
+    latency outside its node), shared out by its profile: not the profiler's own node times."""
+    from hwnas import kernel_rules
+    from hwnas.speed import Normaliser
+
+    cfg, _, _ = built
+    reg = config.load(cfg)
+    device = reg.device("local")
+    store = Store(reg.workspace)
+    rules, _ = kernel_fit.ensure_rules(reg, device, store)
+    rows, calibration = kernel_fit.training_rows(store, device, rules)
+    normaliser = Normaliser(store)
+    measured = store.select("local", "onnxruntime", space=kernel_fit.SPACE)
+    [empty] = [m for m in measured if m.item != "kernel"]
+    inside = sum(n["dur_us"] for n in store.node_profile(empty.id)) * normaliser.profile_scale(empty) / 1000
+    call_ms = normaliser.latency_ms(empty) - inside
+    targets = {kernel_sampling.signature(c): us for kind, rs in rows.items() if kind != "reorder" for c, _k, us in rs}
+    checked = 0
+    for m in measured:
+        if m.item != "kernel" or m.signature not in targets:
+            continue
+        nodes = store.node_profile(m.id)
+        share = sum(n["dur_us"] for n in nodes if n["op_type"] not in kernel_rules.REORDERS) / sum(
+            n["dur_us"] for n in nodes)
+        expected = max((normaliser.latency_ms(m) - call_ms) * 1000 * share, kernel_fit.FLOOR_US)
+        assert targets[m.signature] == pytest.approx(expected)
+        checked += 1
+    store.close()
+    assert checked == len(targets) > 30
+    assert calibration["n"] == checked  # the samples calibrate; the empty model is the call cost itself
+
+
+def test_channel_split_keeps_the_shapes_after_it(built):
+    """ShuffleNetV2's channel split is a Slice whose bounds the exporter computes from the tensor's shape;
+    the splitter evaluates that arithmetic, so the kernels after it have the shapes the runtime sees."""
+    import onnxruntime as ort
+
+    _, path, tmp = built
+    predictor, _ = kernel_model.load(path)
+    model = onnx.load(str(_corpus_model("shufflenet_v2", 1, tmp / "shufflenet-shapes.onnx")))
+    convs = {k.nodes[0]: k for k in predictor.kernels(model) if k.type in ("conv", "dwconv")}
+    # the runtime's own shapes: every conv input made a graph output of an unoptimised session
+    wanted = [n for n in model.graph.node if n.name in convs]
+    model.graph.output.extend(helper.make_tensor_value_info(n.input[0], TensorProto.FLOAT, None) for n in wanted)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    values = session.run([n.input[0] for n in wanted], {"input": np.zeros((1, 3, 64, 64), np.float32)})
+    assert len(wanted) > 10
+    for node, value in zip(wanted, values):
+        assert convs[node.name].features["hin"] == value.shape[2], node.name
 
 
 def test_malformed_or_non_cnn_onnx_exits_2_naming_it(built, capsys):
@@ -143,14 +202,9 @@ def test_splitter_matches_the_runtime_kernel_count(built):
     """The host-side split with the learned rules finds the compute kernels the runtime's profiler ran."""
     import onnxruntime as ort
 
-    from bench.corpus_models import export, sample
-
     _, path, tmp = built
     predictor, _ = kernel_model.load(path)
-    conf = sample("resnet", np.random.default_rng(3))
-    conf["resolution"] = 64
-    model_path = tmp / "resnet.onnx"
-    export("resnet", conf, str(model_path))
+    model_path = _corpus_model("resnet", 3, tmp / "resnet.onnx")
     opts = ort.SessionOptions()
     opts.enable_profiling = True
     opts.profile_file_prefix = str(tmp / "prof")
