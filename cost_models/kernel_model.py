@@ -19,7 +19,7 @@ never counted as zero: it gets the element-wise-pass estimate for its tensor siz
 
 File format (one JSON object)::
 
-    {"format": "hwnas-kernel-predictor", "version": 2,
+    {"format": "hwnas-kernel-predictor", "version": 3,
      "manifest": {versions of hwnas/sklearn/numpy/python, device, backend, runtime_version,
                   providers, feature_schema {type: [names]}, training_sha256, n_train {type: n},
                   cv {type: {rmspe, ...}}, created_utc},
@@ -51,8 +51,9 @@ from cost_models.persistence import versions
 from lut.formats import write_text_atomic
 
 FORMAT = "hwnas-kernel-predictor"
-VERSION = 2
-"""2: regressors predict the residual of a FLOPs/traffic roofline (``roofline`` coefficients)."""
+VERSION = 3
+"""2: regressors predict the residual of a FLOPs/traffic roofline (``roofline`` coefficients);
+3: the network calibration's weight term counts convolution weights only (:func:`conv_weights`)."""
 FALLBACK_US_PER_ELEMENT = 1e-3
 """Element-wise estimate when even the ``act`` regressor is missing (1 ns per element)."""
 
@@ -350,7 +351,7 @@ class KernelPredictor:
         net = self.manifest.get("network_calibration")
         if net:  # whole-network calibration replaces the sample one
             total = (net["base_ms"] + net["scale"] * float(us.sum()) / 1000.0
-                     + net["per_mweight_ms"] * sum(weight_numel(k) for k in kernels) / 1e6
+                     + net["per_mweight_ms"] * conv_weights(kernels) / 1e6
                      + net["per_kernel_ms"] * len(kernels))
         # kernel errors of one type are correlated in a model: add their stds per type, combine types in quadrature
         per_type = [sum(float(us[i] * rel[i]) for i in idx) for idx in by_type.values()]
@@ -395,6 +396,13 @@ def weight_numel(kernel: Kernel) -> float:
     if kernel.type == "gemm":
         return float(f["cin"] * f["cout"])
     return 0.0
+
+
+def conv_weights(kernels: Sequence[Kernel]) -> float:
+    """Weights of a network's convolutions: the weights a kernel sample finds in cache and a network
+    does not (a conv reads each weight once per output pixel; a fully connected layer reads each once
+    per run, alone as in a network, so its sample already pays for fetching them)."""
+    return float(sum(weight_numel(k) for k in kernels if k.type != "gemm"))
 
 
 def fit_network_calibration(raw_ms: Sequence[float], weights_m: Sequence[float], kernels: Sequence[float],

@@ -302,9 +302,9 @@ def calibration_needs(workspace: Path, num: int, seed: int) -> list[sweep.Need]:
 
 def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, device: DeviceConfig,
                         workspace: Path) -> dict[str, float] | None:
-    """Fit ``measured ≈ base + scale·Σ kernels + per_mweight·weights + per_kernel·kernels`` on the stored
-    calibration networks (None when fewer than 8 are stored). In a network each kernel reads its weights
-    cold, where a kernel sample measured alone finds them in cache: the weight term carries that."""
+    """Fit ``measured ≈ base + scale·Σ kernels + per_mweight·conv weights + per_kernel·kernels`` on the stored
+    calibration networks (None when fewer than 8 are stored). In a network each convolution reads its
+    weights cold, where a kernel sample measured alone finds them in cache: the weight term carries that."""
     import onnx
 
     from hwnas import spaces
@@ -320,7 +320,7 @@ def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, d
         kernels = predictor.kernels(onnx.load(str(path)))
         p = predictor.predict_kernels(kernels, kernel_model.output_numel(onnx.load(str(path))))
         raw.append(sum(k["predicted_us"] for k in p.kernels) / 1000.0)
-        weights.append(sum(kernel_model.weight_numel(k) for k in kernels) / 1e6)
+        weights.append(kernel_model.conv_weights(kernels) / 1e6)
         counts.append(len(kernels))
         measured.append(normaliser.latency_ms(m))
     if len(measured) < 8:

@@ -158,6 +158,25 @@ def test_kernel_targets_share_out_the_measured_latency(built):
     assert calibration["n"] == checked  # the samples calibrate; the empty model is the call cost itself
 
 
+def test_network_weight_term_counts_convolution_weights_only(built):
+    """The whole-network calibration charges cold weights for convolutions, not for fully connected layers
+    (whose samples already stream their weights)."""
+    _, path, _ = built
+    predictor, _ = kernel_model.load(path)
+    g = GraphBuilder((1, 16, 8, 8))
+    pooled = g.op("GlobalAveragePool", [g.conv("x", 32)], (1, 32, 1, 1))
+    flat = g.op("Flatten", [pooled], (1, 32))
+    fc = g.op("Gemm", [flat, g.weight(np.ones((100, 32))), g.weight(np.zeros(100))], (1, 100), transB=1)
+    kernels = predictor.kernels(g.model([fc]))
+    assert {k.type for k in kernels} >= {"conv", "gemm"}
+    assert kernel_model.conv_weights(kernels) == 16 * 32 * 9
+    calibrated = predictor.manifest["network_calibration"] = {"scale": 1.0, "per_mweight_ms": 2.0, "per_kernel_ms": 0.0,
+                                                               "base_ms": 0.0, "rmspe": 0.0, "n": 8}
+    raw = sum(k["predicted_us"] for k in predictor.predict_kernels(kernels).kernels) / 1000
+    total = predictor.predict_kernels(kernels).latency_ms
+    assert total == pytest.approx(raw + calibrated["per_mweight_ms"] * 16 * 32 * 9 / 1e6)
+
+
 def test_channel_split_keeps_the_shapes_after_it(built):
     """ShuffleNetV2's channel split is a Slice whose bounds the exporter computes from the tensor's shape;
     the splitter evaluates that arithmetic, so the kernels after it have the shapes the runtime sees."""
