@@ -235,6 +235,8 @@ def _fold_node(node: onnx.NodeProto, ins: list[np.ndarray], opset: Any) -> list[
     runtime for the rest (None when it cannot evaluate the node)."""
     attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     op = node.op_type
+    if op == "Constant" and "value" in attrs:
+        return [onnx.numpy_helper.to_array(attrs["value"])]
     if op in _ARITHMETIC:
         return [_ARITHMETIC[op](ins[0], ins[1]).astype(ins[0].dtype)]
     if op == "Div" and np.issubdtype(ins[0].dtype, np.integer):
