@@ -6,12 +6,14 @@ latencies) + out_ms_per_melem * (its output elements)``; the kernels come from
 type has a :class:`KernelRegressor`: a linear roofline (FLOPs and memory traffic) times
 gradient-boosted regression trees (scikit-learn) on the log residual, over the type's
 features plus log FLOPs and log traffic, trained on sampled kernels' measured latencies (less a
-call's fixed cost, shared out over a sample's nodes by its profile: :func:`hwnas.kernel_fit.training_rows`).
+call's fixed cost, shared out over a sample's nodes by its profile:
+:func:`hwnas.kernel_fit.training_rows`).
 ``scale`` and ``base_ms`` map a sum of kernel times to the latency the measurement protocol
 reports (a call's fixed cost, the return of its outputs); they are fitted on the same kernel
 samples (:func:`fit_calibration`), and replaced by a whole-network calibration when one is fitted.
 After fitting, the trees are kept as plain arrays (:class:`TreeEnsemble`) and evaluated with
-numpy, so a saved predictor is JSON, loads without scikit-learn's pickles and predicts the same on any later version.
+numpy, so a saved predictor is JSON, loads without scikit-learn's pickles and predicts the same
+on any later version.
 
 An op no regressor covers (type ``other``, or a type the device has no samples of) is
 never counted as zero: it gets the element-wise-pass estimate for its tensor size with a

@@ -18,8 +18,8 @@ The steps of ``hwnas costmodel fit --device NAME --onnx-kernels``, each resumabl
    an evaluation model) are measured, and the sum of kernel predictions is calibrated to
    their latency (:func:`network_calibration`).
 
-Training target of a kernel: its sample's measured latency less the empty model's, the share of
-it the device's profiler gives the kernel's nodes (layout reorders apart: they are a kernel type of
+Training target of a kernel: its sample's measured latency less one call's fixed cost, the share
+of it the device's profiler gives the kernel's nodes (layout reorders apart: they are a kernel type of
 their own, learned from the same samples; :func:`training_rows`). Every time is speed-normalised
 (:mod:`hwnas.speed`) when the device measures with round probes: the predictor predicts latency at
 the reference speed.
