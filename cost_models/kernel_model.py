@@ -134,8 +134,14 @@ class RooflineTrees:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Log latencies of the rows of ``X``."""
-        base = roofline_log(X, self.coef)
-        return self.gbr.predict(np.column_stack([X, base])) + base
+        return roofline_residual_log(X, self.coef, self.gbr)
+
+
+def roofline_residual_log(X: np.ndarray, coef: np.ndarray, trees: Any) -> np.ndarray:
+    """Log latencies of the rows of ``X``: the roofline ``coef`` plus ``trees`` (anything with
+    ``predict``: fitted scikit-learn trees or a :class:`TreeEnsemble`) on the residual."""
+    base = roofline_log(X, coef)
+    return trees.predict(np.column_stack([X, base])) + base
 
 
 class TreeEnsemble:
@@ -245,8 +251,7 @@ class KernelRegressor:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_:
             raise ValueError(f"expected {self.n_features_} features, got {X.shape}")
-        base = roofline_log(X, self.roofline_)
-        return np.exp(self.ensemble_.predict(np.column_stack([X, base])) + base)
+        return np.exp(roofline_residual_log(X, self.roofline_, self.ensemble_))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON form (parameters, roofline coefficients, fitted trees, validation figures)."""

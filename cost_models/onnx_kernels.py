@@ -169,9 +169,10 @@ def light(model: onnx.ModelProto, as_inputs: bool = False) -> onnx.ModelProto:
     return out
 
 
-FOLDABLE = ("Constant", "Shape", "Gather", "Add", "Sub", "Mul", "Div", "Concat", "Unsqueeze", "Squeeze", "Cast",
+FOLDABLE = ("Constant", "Gather", "Add", "Sub", "Mul", "Div", "Concat", "Unsqueeze", "Squeeze", "Cast",
             "Slice", "Floor", "Ceil", "Min", "Max")
-"""Ops whose small outputs :func:`fold_shape_arithmetic` computes (the shape arithmetic of exporters)."""
+"""Ops whose small outputs :func:`fold_shape_arithmetic` computes from known values (with ``Shape`` of a
+static shape: the shape arithmetic of exporters)."""
 
 
 def _infer(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -194,8 +195,8 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
 
     shapes = {vi.name: [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
               for vi in [*model.graph.input, *model.graph.value_info]}
-    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer if t.raw_data or t.int64_data
-              or t.float_data or t.int32_data or not t.dims}
+    values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer  # the ones light() kept
+              if _numel(t.dims) <= SMALL_INITIALIZER and t.data_location != onnx.TensorProto.EXTERNAL}
     folded: set[int] = set()
     for i, node in enumerate(model.graph.node):
         ins = [x for x in node.input if x]
@@ -203,7 +204,7 @@ def fold_shape_arithmetic(model: onnx.ModelProto) -> onnx.ModelProto:
             start = next((a.i for a in node.attribute if a.name == "start"), 0)
             end = next((a.i for a in node.attribute if a.name == "end"), None)
             values[node.output[0]] = np.array(shapes[ins[0]][start:end], dtype=np.int64)
-        elif node.op_type in FOLDABLE and node.op_type != "Shape" and all(x in values for x in ins):
+        elif node.op_type in FOLDABLE and all(x in values for x in ins):
             if any(values[x].size > SMALL_INITIALIZER for x in ins):
                 continue
             outs = _fold_node(node, [values[x] for x in node.input if x], model.opset_import)
