@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cost_models import kernel_model
     from hwnas import config, fleet, kernel_rules, kernel_sampling
+    from hwnas.kernel_fit import kernel_times
     from hwnas.kernel_graphs import save
     from hwnas.measure import device_settings, drift_settings, kernel_profile
     from hwnas.predict import load_predictor
@@ -95,17 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             path = args.corpus / name
             model = onnx.load(str(path))
             kernels = predictor.kernels(model)
-            owner = {}
-            by_name = {n.name: n for n in model.graph.node}
-            for i, kernel in enumerate(kernels):
-                for node in kernel.nodes:
-                    owner[node] = i
-                    owner.update({out: i for out in (by_name[node].output if node in by_name else [])})
-            inside: dict[int, float] = {}
-            for node in profiled(path):
-                i = owner.get(node["name"].removesuffix("_nchwc"))
-                if i is not None:
-                    inside[i] = inside.get(i, 0.0) + node["dur_us"]
+            inside, _reorders, _unmatched = kernel_times(model, kernels, profiled(path))
             rows = []
             for i, kernel in enumerate(kernels):
                 cfg = conv_config(kernel)

@@ -70,14 +70,15 @@ def flops_cv(flops: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) ->
 
 
 def build_cost(store: Any, device: Any) -> dict[str, Any]:
-    """Kernel samples and calibration networks stored for the device, and the on-device seconds their
-    measurement took (sessions' phases; the per-node profiles and the rule probes come on top)."""
+    """Kernel samples, context networks and calibration networks stored for the device, and the on-device
+    seconds their measurement took (sessions' phases; the per-node profiles and the rule probes come on top)."""
     from hwnas.kernel_fit import CALIBRATION_SPACE, SPACE
 
     samples = store.select(device.name, device.backend, space=SPACE)
     networks = store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE)
     timed, phases, total = work_split(samples + networks)
-    return {"kernel_samples": sum(m.item == "kernel" for m in samples), "calibration_networks": len(networks),
+    return {"kernel_samples": sum(m.item == "kernel" for m in samples),
+            "context_networks": sum(m.item == "network" for m in samples), "calibration_networks": len(networks),
             "on_device_s": total, "timed_rounds_s": timed, "phases_s": phases}
 
 

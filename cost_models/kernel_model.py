@@ -21,7 +21,7 @@ never counted as zero: it gets the element-wise-pass estimate for its tensor siz
 
 File format (one JSON object)::
 
-    {"format": "hwnas-kernel-predictor", "version": 3,
+    {"format": "hwnas-kernel-predictor", "version": 4,
      "manifest": {versions of hwnas/sklearn/numpy/python, device, backend, runtime_version,
                   providers, feature_schema {type: [names]}, training_sha256, n_train {type: n},
                   cv {type: {rmspe, ...}}, created_utc},
@@ -53,9 +53,10 @@ from cost_models.persistence import versions
 from lut.formats import write_text_atomic
 
 FORMAT = "hwnas-kernel-predictor"
-VERSION = 3
+VERSION = 4
 """2: regressors predict the residual of a FLOPs/traffic roofline (``roofline`` coefficients);
-3: the network calibration's weight term counts convolution weights only (:func:`conv_weights`)."""
+3: the network calibration's weight term counts convolution weights only (:func:`conv_weights`);
+4: every regressor sees the kernel's :data:`CONTEXT` (alone or in a network, and that network's weights)."""
 FALLBACK_US_PER_ELEMENT = 1e-3
 """Element-wise estimate when even the ``act`` regressor is missing (1 ns per element)."""
 
@@ -88,14 +89,24 @@ def traffic(kernel: Kernel) -> float:
     return 2.0 * float(f.get("numel", 0) or f.get("numel_out", 0))
 
 
-def features(kernel: Kernel) -> np.ndarray:
-    """The regressor input of a kernel: its type's features, log2(1 + FLOPs) and log2(1 + traffic)."""
-    return np.append(feature_vector(kernel), [math.log2(1.0 + kernel.flops), math.log2(1.0 + traffic(kernel))])
+CONTEXT = ("alone", "log2_net_weights")
+"""Where a kernel ran, as the regressors see it: ``alone`` is 1 for a kernel sample (a model of one
+kernel) and 0 inside a network; ``log2_net_weights`` is log2(1 + the convolution weights of the model it
+ran in), which decides whether its own weights are still in cache when it runs."""
+
+
+def features(kernel: Kernel, net_weights: float | None = None) -> np.ndarray:
+    """The regressor input of a kernel: its type's features, its :data:`CONTEXT` (``net_weights``: the
+    convolution weights of the network it runs in; default the ``net_weights`` its features carry), then
+    log2(1 + FLOPs) and log2(1 + traffic) (the roofline reads these last two)."""
+    weights = kernel.features.get("net_weights", 0.0) if net_weights is None else net_weights
+    return np.append(feature_vector(kernel), [float(kernel.features.get("alone", 0)), math.log2(1.0 + weights),
+                                              math.log2(1.0 + kernel.flops), math.log2(1.0 + traffic(kernel))])
 
 
 def feature_schema() -> dict[str, list[str]]:
     """Feature names per kernel type, as the regressors see them."""
-    return {t: [*names, "log2_flops", "log2_traffic"] for t, names in FEATURES.items()}
+    return {t: [*names, *CONTEXT, "log2_flops", "log2_traffic"] for t, names in FEATURES.items()}
 
 
 def roofline_fit(X: np.ndarray, y_us: np.ndarray) -> np.ndarray:
@@ -327,12 +338,12 @@ class KernelPredictor:
         """The kernels ``model`` (an ``onnx.ModelProto``) runs as on this device (GraphError if unreadable)."""
         return split(model, self.rules)
 
-    def _fallback(self, kernel: Kernel) -> float:
+    def _fallback(self, kernel: Kernel, net_weights: float) -> float:
         numel = float(kernel.features.get("numel", 0) or kernel.features.get("numel_out", 0) or 1)
         act = self.regressors.get("act")
         if act is not None:
             probe = Kernel("act", kernel.name, kernel.nodes, {"numel": numel, "op": 0, "nchwc": 0}, numel)
-            return float(act.predict(features(probe)[None, :])[0])
+            return float(act.predict(features(probe, net_weights)[None, :])[0])
         return FALLBACK_US_PER_ELEMENT * numel
 
     def predict_kernels(self, kernels: Sequence[Kernel], outputs: int = 1000) -> Prediction:
@@ -343,14 +354,15 @@ class KernelPredictor:
         for i, k in enumerate(kernels):
             by_type.setdefault(k.type, []).append(i)
         unpredicted = []
+        weights = conv_weights(kernels)
         for kind, idx in by_type.items():
             reg = self.regressors.get(kind)
             if reg is None:
                 for i in idx:
-                    us[i] = self._fallback(kernels[i])
+                    us[i] = self._fallback(kernels[i], weights)
                     unpredicted.append(kernels[i].op or kind)
                 continue
-            us[idx] = reg.predict(np.stack([features(kernels[i]) for i in idx]))
+            us[idx] = reg.predict(np.stack([features(kernels[i], weights) for i in idx]))
             rel[idx] = math.expm1(reg.log_std_)
         rows = [{"kernel": k.name, "type": k.type, "op": k.op, "nodes": k.nodes, "predicted_us": float(u),
                  "std_us": float(u * r), "predicted": k.type in self.regressors} for k, u, r in zip(kernels, us, rel)]
@@ -358,7 +370,7 @@ class KernelPredictor:
         net = self.manifest.get("network_calibration")
         if net:  # whole-network calibration replaces the sample one
             total = (net["base_ms"] + net["scale"] * float(us.sum()) / 1000.0
-                     + net["per_mweight_ms"] * conv_weights(kernels) / 1e6
+                     + net["per_mweight_ms"] * weights / 1e6
                      + net["per_kernel_ms"] * len(kernels))
         # kernel errors of one type are correlated in a model: add their stds per type, combine types in quadrature
         per_type = [sum(float(us[i] * rel[i]) for i in idx) for idx in by_type.values()]

@@ -26,6 +26,7 @@ the reference speed.
 """
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -37,7 +38,7 @@ import numpy as np
 
 from cost_models import kernel_model
 from cost_models.onnx_kernels import FusionRules, split
-from hwnas import backends, fleet, kernel_rules, kernel_sampling, speed, sweep
+from hwnas import backends, fleet, kernel_networks, kernel_rules, kernel_sampling, speed, sweep
 from hwnas.config import DeviceConfig, Registry
 from hwnas.errors import BadInput, DeviceFailure
 from hwnas.kernel_graphs import save
@@ -53,6 +54,8 @@ MIN_GAIN = 0.02
 CALIBRATION_NETS = 60
 FLOOR_US = 0.5
 """Least training target (µs): below it a sample's latency is its call cost within the measurement's noise."""
+CONTEXT_NETS = 200
+"""Context networks measured per build, whose kernels are trained on as a network runs them."""
 SESSIONS = 2
 """Sessions per kernel sample (many samples average each other's noise; networks use the device's default)."""
 
@@ -116,12 +119,14 @@ def kernel_needs(configs: list[dict[str, Any]], workspace: Path) -> list[sweep.N
     base = parse(BASELINE)
     needs = [sweep.Need(base.key(), "block", SPACE, None, folder / "baseline.onnx",
                         lambda path: builders.write_block(base, path))]
-    for cfg in configs:
-        sig = kernel_sampling.signature(cfg)
-        needs.append(sweep.Need(sig, "kernel", SPACE, None, folder / sweep._file_name(sig),
-                                lambda path, cfg=cfg: path if path.is_file()
-                                else save(kernel_sampling.model(cfg), path)))
-    return needs
+    return needs + [_model_need(kernel_sampling.signature(cfg), "kernel", folder,
+                                lambda cfg=cfg: kernel_sampling.model(cfg)) for cfg in configs]
+
+
+def _model_need(sig: str, item: str, folder: Path, make: Callable[[], Any]) -> sweep.Need:
+    """A sweep need whose ONNX file ``make()`` builds unless the cache has it."""
+    return sweep.Need(sig, item, SPACE, None, folder / sweep._file_name(sig),
+                      lambda path: path if path.is_file() else save(make(), path))
 
 
 def measure(registry: Registry, device: DeviceConfig, store: Store, configs: list[dict[str, Any]],
@@ -153,31 +158,98 @@ def initial_configs(seed: int, scale: float = 1.0) -> list[dict[str, Any]]:
     return configs
 
 
-def training_rows(store: Store, device: DeviceConfig, rules: FusionRules
-                  ) -> tuple[dict[str, list], dict[str, float]]:
-    """Per kernel type, (config, kernel, µs) rows from the stored samples, and the calibration from a
-    sum of kernel times to measured latency (:func:`cost_models.kernel_model.fit_calibration`).
+def kernel_times(model: Any, kernels: list[Any], nodes: list[dict[str, Any]], less_us: float = 0.0
+                 ) -> tuple[dict[int, float], list[dict[str, Any]], float]:
+    """A network's profiled node times per kernel of its split: ``{kernel index: µs}`` (a node matched
+    to the kernel whose source nodes or outputs carry its name, less the runtime's ``_nchwc`` and
+    ``/<fusion>/`` decorations), the layout-reorder nodes (named by the runtime, not the graph), and the
+    µs of nodes matched to no kernel. Every node's time is taken less ``less_us`` (at least 0; the
+    reorder nodes' ``dur_us`` too)."""
+    by_name = {n.name: n for n in model.graph.node}
+    owner: dict[str, int] = {}
+    for i, kernel in enumerate(kernels):
+        if kernel.type == "reorder":
+            continue
+        for name in kernel.nodes:
+            owner[name] = i
+            owner.update({out: i for out in (by_name[name].output if name in by_name else [])})
+    times: dict[int, float] = {}
+    reorders, unmatched = [], 0.0
+    for node in nodes:
+        dur = max(float(node["dur_us"]) - less_us, 0.0)
+        if node["op_type"] in kernel_rules.REORDERS:
+            reorders.append({**node, "dur_us": dur})
+            continue
+        name = node["name"].removesuffix("_nchwc")
+        i = owner.get(name, owner.get(FUSION_SUFFIX.sub("", name)))
+        if i is None:
+            unmatched += dur
+        else:
+            times[i] = times.get(i, 0.0) + dur
+    return times, reorders, unmatched
 
-    A sample's time is its **measured** latency (the protocol's interleaved, speed-normalised
-    rounds) less one call's fixed cost: the empty model's latency outside its one node (a network
-    pays that per call, but a node's own dispatch per kernel). Its profile only shares that time out:
-    each node gets the part its profiled duration is of the profile's total. The kernel's row gets
-    the share of its nodes other than layout reorders; reorder rows get the shares of the
-    ReorderInput/ReorderOutput nodes of every sample. A single profile is far noisier than the
-    measurement, and its node times carry the profiler's own cost, which a network run does not pay."""
+
+FUSION_SUFFIX = re.compile(r"/[A-Za-z]+Fusion/?$")
+"""What ONNX Runtime appends to the name of a node it fused (``mul9/QuickGeluFusion/``)."""
+MAX_UNMATCHED = 0.05
+"""A context network whose profile has more than this share of its time in nodes matched to no kernel
+of its split is not used (its split and the runtime disagree)."""
+
+
+def _reorder_row(node: dict[str, Any], us: float, net_weights: float, alone: bool) -> tuple[dict, Any, float]:
+    shape = node["input_shapes"][0] if node["input_shapes"] else []
+    kernel = kernel_model.reorder_kernel(int(np.prod(shape)) if shape else 0, shape[1] if len(shape) > 1 else 1,
+                                         node["op_type"] == "ReorderInput")
+    kernel.features.update(alone=int(alone), net_weights=net_weights)
+    return {"reorder": shape, "to_nchwc": kernel.features["to_nchwc"]}, kernel, max(us, FLOOR_US)
+
+
+def profiler_overhead(nets: list[tuple[Any, list[dict[str, Any]]]], call_ms: float, normaliser: speed.Normaliser
+                      ) -> float:
+    """µs the profiler adds to each node it times (which a network run does not pay): the per-node
+    coefficient of ``Σ profiled − (measured − call) ≈ a·nodes + b·Σ profiled + c`` over the profiled
+    networks (0 with fewer than 8). Here about 2.4 µs a node: sharing a network's time out in proportion
+    to its raw profile would give its tiny kernels twice their time."""
+    if len(nets) < 8:
+        return 0.0
+    rows = []
+    for m, nodes in nets:
+        profiled = sum(max(float(n["dur_us"]), 0.0) for n in nodes) * normaliser.profile_scale(m)
+        rows.append((len(nodes), profiled, profiled - (normaliser.latency_ms(m) - call_ms) * 1000.0))
+    n, profiled, excess = np.asarray(rows, dtype=np.float64).T
+    coef = np.linalg.lstsq(np.stack([n, profiled, np.ones_like(n)], axis=1), excess, rcond=None)[0]
+    return float(max(coef[0], 0.0))
+
+
+def training_rows(store: Store, device: DeviceConfig, rules: FusionRules, networks: bool = True
+                  ) -> tuple[dict[str, list], dict[str, float]]:
+    """Per kernel type, (config, kernel, µs) rows from the stored samples (and, with ``networks``, the
+    kernels inside the stored context networks of :mod:`hwnas.kernel_networks`), and the calibration
+    from a sum of kernel times to measured latency (:func:`cost_models.kernel_model.fit_calibration`,
+    from the samples).
+
+    A sample's or network's time is its **measured** latency (the protocol's interleaved,
+    speed-normalised rounds) less one call's fixed cost: the empty model's latency outside its one node
+    (a network pays that per call, but a node's own dispatch per kernel). Its profile only shares that
+    time out: each node gets the part its profiled duration is of the profile's total. A sample's kernel
+    row gets the share of its nodes other than layout reorders; a network's kernels the shares of the
+    nodes matched to them (:func:`kernel_times`); reorder rows get the shares of the
+    ReorderInput/ReorderOutput nodes. A single profile is far noisier than the measurement, and its
+    node times carry the profiler's own cost, which a network run does not pay. Every kernel carries
+    its context (:data:`cost_models.kernel_model.CONTEXT`): alone in a sample, or in a network with
+    that network's convolution weights."""
     rows: dict[str, list] = {}
     normaliser = speed.Normaliser(store)
-    samples, call_ms = [], None
+    samples, nets, call_ms = [], [], None
     for m in store.select(device.name, device.backend, space=SPACE):
         if m.id is None:
             continue
         nodes = store.node_profile(m.id)
-        if m.item != "kernel":
+        if m.item == "block":
             inside = sum(float(n["dur_us"]) for n in nodes) * normaliser.profile_scale(m) / 1000.0
             call_ms = normaliser.latency_ms(m) - inside
-            continue
-        if nodes and all(n.get("input_shapes") is not None for n in nodes):
-            samples.append((m, nodes))
+        elif nodes and all(n.get("input_shapes") is not None for n in nodes):
+            (samples if m.item == "kernel" else nets).append((m, nodes))
     if not samples or call_ms is None:
         raise BadInput(f"device {device.name!r} has no profiled kernel samples (and empty model); run the sampling "
                        "step first")
@@ -191,22 +263,41 @@ def training_rows(store: Store, device: DeviceConfig, rules: FusionRules
         if profiled <= 0 or len(main) != 1:
             continue
         per_us = max(latency - call_ms, 0.0) * 1000.0 / profiled  # measured µs per profiled µs
+        own = kernel_model.conv_weights(main)
         kernel_us = 0.0
         for node in nodes:
             share = max(float(node["dur_us"]), 0.0) * per_us
             if node["op_type"] not in kernel_rules.REORDERS:
                 kernel_us += share
             elif node["input_shapes"]:
-                shape = node["input_shapes"][0]
-                reorder = kernel_model.reorder_kernel(int(np.prod(shape)) if shape else 0,
-                                                     shape[1] if len(shape) > 1 else 1,
-                                                     node["op_type"] == "ReorderInput")
-                rows.setdefault("reorder", []).append((cfg, reorder, max(share, FLOOR_US)))
+                rows.setdefault("reorder", []).append(_reorder_row(node, share, own, alone=True))
+        main[0].features.update(alone=1, net_weights=own)
         rows.setdefault(main[0].type, []).append((cfg, main[0], max(kernel_us, FLOOR_US)))
         timed.append(profiled * per_us / 1000.0)
         outputs.append(kernel_model.output_numel(model))
         measured.append(latency)
-    return rows, kernel_model.fit_calibration(timed, outputs, measured)
+    overhead_us = profiler_overhead(nets, call_ms, normaliser)
+    for m, nodes in nets if networks else []:
+        model = kernel_networks.model(kernel_networks.parse_signature(m.signature))
+        kernels = split(model, rules)
+        times, reorders, unmatched = kernel_times(model, kernels, nodes, overhead_us / normaliser.profile_scale(m))
+        profiled = sum(times.values()) + sum(max(float(n["dur_us"]), 0.0) for n in reorders) + unmatched
+        if profiled <= 0 or unmatched > MAX_UNMATCHED * profiled:
+            continue
+        per_us = max(normaliser.latency_ms(m) - call_ms, 0.0) * 1000.0 / profiled
+        weights = kernel_model.conv_weights(kernels)
+        for i, us in times.items():
+            kernel = kernels[i]
+            if kernel.type == "other":
+                continue
+            kernel.features.update(alone=0, net_weights=weights)
+            rows.setdefault(kernel.type, []).append(({"network": m.model_sha256, "kernel": i}, kernel,
+                                                     max(us * per_us, FLOOR_US)))
+        for node in reorders:
+            if node["input_shapes"]:
+                rows.setdefault("reorder", []).append(_reorder_row(node, max(float(node["dur_us"]), 0.0) * per_us,
+                                                                   weights, alone=False))
+    return rows, {**kernel_model.fit_calibration(timed, outputs, measured), "profiler_overhead_us": overhead_us}
 
 
 def _worst(predictor: kernel_model.KernelPredictor, rows: dict[str, list], top_types: int
@@ -218,7 +309,8 @@ def _worst(predictor: kernel_model.KernelPredictor, rows: dict[str, list], top_t
     for kind, reg in ranked:
         y = np.log([t for *_r, t in rows[kind]])
         err = np.abs(reg.oof_ - y)
-        out.append((kind, [rows[kind][i][0] for i in np.argsort(err)[-20:]]))
+        worst = [rows[kind][i][0] for i in np.argsort(err)[::-1] if "type" in rows[kind][i][0]]
+        out.append((kind, worst[:20]))  # samples only: a network's kernel is no configuration to refine
     return out
 
 
@@ -229,7 +321,7 @@ def mean_rmspe(predictor: kernel_model.KernelPredictor, kinds: list[str] | None 
 
 
 def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 3, scale: float = 1.0,
-          per_round: int = 60, seed: int = 0, quiet: bool = False,
+          per_round: int = 60, seed: int = 0, quiet: bool = False, context_nets: int = CONTEXT_NETS,
           log: Callable[[str], None] = lambda _m: None) -> tuple[kernel_model.KernelPredictor, FitReport]:
     """Learn rules, measure the first samples, fit, then refine where validation error is worst; save."""
     from hwnas.predict import predictor_path
@@ -240,11 +332,17 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
     configs = initial_configs(seed, scale)
     log(f"round 0: {len(configs)} kernel samples from the prior (sessions {SESSIONS}, progress bar shows the ETA)")
     measured, secs = measure(registry, device, store, configs, quiet, seed)
+    if context_nets:
+        log(f"round 0: {context_nets} context networks (kernels as a network runs them)")
+        more, more_secs = _measure_needs(registry, device, store, context_needs(registry.workspace, context_nets,
+                                                                                seed), quiet, seed)
+        measured, secs = measured + more, secs + more_secs
     report.measured += measured
     report.device_seconds += secs
-    rows, calibration = training_rows(store, device, rules)
+    rows, calibration = training_rows(store, device, rules, networks=context_nets > 0)
     predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend, seed)
-    report.rounds.append({"round": 0, "samples": len(configs), "measured": measured, "device_s": secs,
+    report.rounds.append({"round": 0, "samples": len(configs), "context_networks": context_nets,
+                          "measured": measured, "device_s": secs,
                           "cv": {t: r.cv_ for t, r in predictor.regressors.items()}})
     log(f"round 0: mean validation RMSPE {mean_rmspe(predictor):.1%} over {len(predictor.regressors)} kernel types")
     rng = np.random.default_rng(seed + 1)
@@ -254,13 +352,14 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
         before = mean_rmspe(predictor, kinds)
         more = []
         for kind, bad in worst:
-            more += kernel_sampling.refine(bad, per_round // 2, rng) + kernel_sampling.sample(kind, per_round // 2, rng)
+            near = kernel_sampling.refine(bad, per_round // 2, rng) if bad else []
+            more += near + kernel_sampling.sample(kind, per_round // 2, rng)
         configs += more
         log(f"round {r}/{rounds}: {len(more)} more samples of {', '.join(kinds)} (validation RMSPE {before:.1%})")
         measured, secs = measure(registry, device, store, configs, quiet, seed + r)
         report.measured += measured
         report.device_seconds += secs
-        rows, calibration = training_rows(store, device, rules)
+        rows, calibration = training_rows(store, device, rules, networks=context_nets > 0)
         predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend, seed)
         after = mean_rmspe(predictor, kinds)
         report.rounds.append({"round": r, "types": kinds, "samples": len(more), "measured": measured, "device_s": secs,
@@ -284,6 +383,13 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
     report.model_path = str(kernel_model.save(predictor, predictor_path(registry.workspace, device.name,
                                                                        device.backend)))
     return predictor, report
+
+
+def context_needs(workspace: Path, num: int, seed: int) -> list[sweep.Need]:
+    """Sweep needs of ``num`` context networks (:mod:`hwnas.kernel_networks`), profiled node by node."""
+    folder = workspace / "onnx" / SPACE / "networks"
+    return [_model_need(kernel_networks.signature(cfg), "network", folder, lambda cfg=cfg: kernel_networks.model(cfg))
+            for cfg in kernel_networks.sample_many(num, seed)]
 
 
 CALIBRATION_SPACE = "mbv3"

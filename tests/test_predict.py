@@ -282,3 +282,64 @@ def test_kernel_regressors_fit_the_residual_of_a_flops_traffic_roofline():
     assert got == pytest.approx([latency(k) for k in test], rel=0.02)
     again = kernel_model.KernelRegressor.from_dict(json.loads(json.dumps(reg.to_dict())))
     assert again.predict(np.stack([kernel_model.features(k) for k in test])) == pytest.approx(got)
+
+
+SMALL_NET = {"resolution": 64, "stem": 16, "stem_k": 3, "stem_pool": 0, "act": "Swish", "bn": 1,
+             "head": "pool", "classes": 10, "softmax": 1, "seed": 3,
+             "stages": [{"block": b, "depth": 2 if b in ("inverted", "shuffle") else 1, "width": w, "k": 3, "expand": 3,
+                         "se": 1} for b, w in (("basic", 16), ("inverted", 24), ("shuffle", 32), ("fire", 32),
+                                               ("dense", 32), ("inception", 32), ("bottleneck", 48), ("vgg", 48),
+                                               ("plain", 48))]}
+"""A small context network with every block kind of :mod:`hwnas.kernel_networks`."""
+
+
+def test_context_network_kernels_train_as_they_run_in_the_network(built, tmp_path):
+    """Every block kind builds a valid model; measured on the device, its profile maps onto its split
+    (fused Swish and NCHWc nodes included), and its kernels become rows marked as in a network with that
+    network's convolution weights, whose targets share out the measured latency less the call cost."""
+    from hwnas import kernel_networks
+    from hwnas.kernel_fit import MAX_UNMATCHED, context_needs, kernel_times
+    from hwnas.speed import Normaliser
+
+    for cfg in kernel_networks.sample_many(4, seed=1):  # sampled ones stay within the bounds
+        stats = kernel_networks.stats(cfg)
+        assert stats["macs"] <= kernel_networks.MAX_MACS and stats["weights"] <= kernel_networks.MAX_WEIGHTS
+    assert context_needs(tmp_path, 3, seed=1)[0].signature == context_needs(tmp_path, 3, seed=1)[0].signature
+    cfg_path, _, tmp = built
+    shutil.copytree(tmp / "ws", tmp_path / "ws")
+    reg = config.load(local_config(tmp_path))
+    device = reg.device("local")
+    store = Store(reg.workspace)
+    rules, _ = kernel_fit.ensure_rules(reg, device, store)
+    model = kernel_networks.model(SMALL_NET)
+    onnx.checker.check_model(model, full_check=True)
+    need = kernel_fit._model_need(kernel_networks.signature(SMALL_NET), "network", tmp_path / "nets",
+                                  lambda: kernel_networks.model(SMALL_NET))
+    kernel_fit._measure_needs(reg, device, store, [need], quiet=True, seed=0)
+    [net] = store.select("local", "onnxruntime", item="network", space=kernel_fit.SPACE)
+    nodes = store.node_profile(net.id)
+    kernels = split(model, rules)
+    times, reorders, unmatched = kernel_times(model, kernels, nodes)
+    total = sum(n["dur_us"] for n in nodes)
+    assert unmatched <= MAX_UNMATCHED * total
+    assert {kernels[i].type for i in times} >= {"conv", "dwconv", "concat", "split", "shuffle", "pool", "globalpool",
+                                                 "gemm", "softmax", "norm"}
+    assert any(kernels[i].op == "Swish" for i in times)  # x * sigmoid(x), profiled under its fusion's name
+    rows, _ = kernel_fit.training_rows(store, device, rules)
+    inside = [(k, us) for rs in rows.values() for c, k, us in rs if c.get("network") == net.model_sha256]
+    weights = kernel_model.conv_weights(kernels)
+    assert len(inside) == sum(1 for i in times if kernels[i].type != "other")
+    assert all(k.features["alone"] == 0 and k.features["net_weights"] == weights for k, _us in inside)
+    assert all(k.features["alone"] == 1 for rs in rows.values() for c, k, _us in rs if "type" in c)
+    reorder_us = [us for c, k, us in rows["reorder"] if k.features["alone"] == 0]
+    assert len(reorder_us) == len(reorders)
+    normaliser = Normaliser(store)
+    [empty] = store.select("local", "onnxruntime", item="block", space=kernel_fit.SPACE)
+    call_ms = normaliser.latency_ms(empty) - sum(
+        n["dur_us"] for n in store.node_profile(empty.id)) * normaliser.profile_scale(empty) / 1000
+    shared_ms = (sum(us for _k, us in inside) + sum(reorder_us)) / 1000
+    expected_ms = (normaliser.latency_ms(net) - call_ms) * (total - unmatched) / total
+    assert shared_ms == pytest.approx(expected_ms, rel=0.02)  # floors of tiny kernels aside
+    without, _ = kernel_fit.training_rows(store, device, rules, networks=False)
+    assert not any("network" in c for rs in without.values() for c, _k, _us in rs)
+    store.close()

@@ -84,6 +84,9 @@ def register_fit(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=float, default=1.0,
                    help="with --onnx-kernels: multiplies the first round's samples per kernel type (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="with --onnx-kernels: sampling seed (default: 0)")
+    p.add_argument("--context-nets", type=int, default=None, metavar="N",
+                   help="with --onnx-kernels: random networks whose kernels are trained on as a network runs them "
+                        "(default: 200; 0 trains on kernels measured alone only)")
     p.set_defaults(func=run_fit)
 
 
@@ -148,14 +151,15 @@ def run_fit_kernels(args: argparse.Namespace) -> int:
     """Build the device's kernel predictor (rules, samples, regressors, refinement) and save it."""
     import logging
 
-    from hwnas.kernel_fit import build
+    from hwnas.kernel_fit import CONTEXT_NETS, build
 
-    if args.rounds < 0 or args.scale <= 0:
-        raise BadInput("--rounds must be at least 0 and --scale positive")
+    nets = CONTEXT_NETS if args.context_nets is None else args.context_nets
+    if args.rounds < 0 or args.scale <= 0 or nets < 0:
+        raise BadInput("--rounds and --context-nets must be at least 0 and --scale positive")
     reg, device, st = _context(args)
     log = logging.getLogger("hwnas")
     predictor, report = build(reg, device, st, rounds=args.rounds, scale=args.scale, seed=args.seed,
-                              quiet=args.json, log=log.info)
+                              quiet=args.json, context_nets=nets, log=log.info)
     result = {"device": device.name, "backend": device.backend, "path": report.model_path,
               "rules": report.rules_path, "kernels_measured_this_run": report.measured,
               "kernels_measured_total": predictor.manifest["build"]["kernels_measured_total"],
