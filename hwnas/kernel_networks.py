@@ -55,7 +55,8 @@ def sample(rng: np.random.Generator) -> dict[str, Any]:
            "stem_k": int(rng.choice([3, 3, 7])), "stem_pool": int(rng.random() < 0.4),
            "act": str(rng.choice(ACTS)), "bn": int(rng.random() < 0.7), "stages": stages,
            "head": str(rng.choice(["pool", "pool", "conv_pool", "fc"])), "classes": int(rng.choice([10, 100, 1000])),
-           "softmax": int(rng.random() < 0.3), "seed": int(rng.integers(0, 2 ** 31))}
+           "softmax": int(rng.random() < 0.3), "seed": int(rng.integers(0, 2 ** 31)),
+           "align": int(rng.choice([8, 8, 4, 2])), "stretch": round(float(rng.uniform(0.8, 1.25)), 2)}
     return _bounded(cfg, float(np.exp(rng.uniform(*np.log(WEIGHTS)))))
 
 
@@ -141,6 +142,17 @@ class _Net:
         self.macs = 0.0
         self.weights = 0.0
 
+    def width(self, channels: float) -> int:
+        """A configured channel count as built: times the network's ``stretch``, then :meth:`align`."""
+        return self.align(channels * self.cfg.get("stretch", 1.0))
+
+    def align(self, channels: float) -> int:
+        """``channels`` rounded down to the network's ``align`` multiple (at least one multiple): real
+        networks are not all multiples of 8 (ShuffleNetV2's 58, 116, 232), and a runtime's blocked layout
+        treats the others differently."""
+        a = self.cfg.get("align", 8)
+        return max(a, int(channels) // a * a)
+
     def conv(self, x: str, cout: int, k: int = 1, stride: int = 1, groups: int = 1, act: str | None = "net") -> str:
         """Conv (+ BN when the network has them) (+ activation: the network's unless given)."""
         cin = self.g.shapes[x][1]
@@ -177,7 +189,7 @@ class _Net:
         """Squeeze-and-excite: global pool, reduce and expand 1x1 convs, a hard-sigmoid gate, the product."""
         c = self.g.shapes[x][1]
         s = self.g.op("GlobalAveragePool", [x], (1, c, 1, 1))
-        s = self.conv(s, max(8, c // 4 // 8 * 8), act="Relu")
+        s = self.conv(s, self.align(c // 4), act="Relu")
         s = self.conv(s, c, act="HardSigmoid")
         return self.g.op("Mul", [x, s], self.g.shapes[x])
 
@@ -188,7 +200,7 @@ class _Net:
     def build(self) -> tuple[onnx.ModelProto, dict[str, float]]:
         """The model and its MACs and weights."""
         cfg, g = self.cfg, self.g
-        x = self.conv("x", cfg["stem"], cfg["stem_k"], 2)
+        x = self.conv("x", self.width(cfg["stem"]), cfg["stem_k"], 2)
         if cfg["stem_pool"]:
             x = self.pool(x, "MaxPool", 3, 2)
         for stage in cfg["stages"]:
@@ -197,7 +209,7 @@ class _Net:
                 x = self.block(stage["block"], x, stage, stride)
         c = g.shapes[x][1]
         if cfg["head"] == "conv_pool":
-            x = self.conv(x, min(1280, 4 * c // 8 * 8 or 8))
+            x = self.conv(x, min(1280, self.align(4 * c)))
             c = g.shapes[x][1]
         if cfg["head"] == "fc":
             if g.shapes[x][2] > 2:
@@ -230,18 +242,19 @@ def _shortcut(net: _Net, x: str, cout: int, stride: int) -> str:
 
 
 def _plain(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
-    return net.conv(x, s["width"], s["k"], stride)
+    return net.conv(x, net.width(s["width"]), s["k"], stride)
 
 
 def _basic(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
-    y = net.conv(net.conv(x, s["width"], 3, stride), s["width"], 3, act=None)
-    return net.act(net.add(y, _shortcut(net, x, s["width"], stride)), net.cfg["act"])
+    width = net.width(s["width"])
+    y = net.conv(net.conv(x, width, 3, stride), width, 3, act=None)
+    return net.act(net.add(y, _shortcut(net, x, width, stride)), net.cfg["act"])
 
 
 def _bottleneck(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
-    mid = max(8, s["width"] // 4 // 8 * 8)
-    y = net.conv(net.conv(net.conv(x, mid), mid, 3, stride), s["width"], act=None)
-    return net.act(net.add(y, _shortcut(net, x, s["width"], stride)), net.cfg["act"])
+    mid, width = net.width(s["width"] // 4), net.width(s["width"])
+    y = net.conv(net.conv(net.conv(x, mid), mid, 3, stride), width, act=None)
+    return net.act(net.add(y, _shortcut(net, x, width, stride)), net.cfg["act"])
 
 
 def _inverted(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
@@ -250,15 +263,15 @@ def _inverted(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
     y = net.conv(y, net.g.shapes[y][1], s["k"], stride, groups=net.g.shapes[y][1])
     if s["se"]:
         y = net.se(y)
-    y = net.conv(y, s["width"], act=None)
-    return net.add(y, x) if stride == 1 and c == s["width"] else y
+    y = net.conv(y, net.width(s["width"]), act=None)
+    return net.add(y, x) if stride == 1 and c == net.g.shapes[y][1] else y
 
 
 def _fire(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
     if stride == 2:
         x = net.pool(x, "MaxPool", 3, 2)
-    squeeze = net.conv(x, max(8, s["width"] // 8 // 8 * 8), act="Relu")
-    half = max(8, s["width"] // 2 // 8 * 8)
+    squeeze = net.conv(x, net.width(s["width"] // 8), act="Relu")
+    half = net.width(s["width"] // 2)
     return net.concat([net.conv(squeeze, half, act="Relu"), net.conv(squeeze, half, 3, act="Relu")])
 
 
@@ -272,7 +285,7 @@ def _channel_shuffle(net: _Net, x: str) -> str:
 
 def _shuffle(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
     g = net.g
-    half = max(8, s["width"] // 2 // 8 * 8)
+    half = net.width(s["width"] // 2)
 
     def branch(t: str) -> str:
         t = net.conv(t, half, act="Relu")
@@ -290,10 +303,10 @@ def _shuffle(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
 
 
 def _dense(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
-    growth = max(8, s["width"] // 8 // 8 * 8)
+    growth = net.width(s["width"] // 8)
     if stride == 2:  # transition: BN, activation, 1x1 conv, average pool
         x = net.act(net.g.batchnorm(x), "Relu")
-        x = net.pool(net.conv(x, max(8, net.g.shapes[x][1] // 2 // 8 * 8), act=None), "AveragePool", 2, 2)
+        x = net.pool(net.conv(x, net.align(net.g.shapes[x][1] // 2), act=None), "AveragePool", 2, 2)
     for _ in range(2):
         y = net.conv(net.act(net.g.batchnorm(x), "Relu"), 4 * growth, act="Relu")
         x = net.concat([x, net.conv(y, growth, 3, act=None)])
@@ -303,16 +316,16 @@ def _dense(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
 def _inception(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
     if stride == 2:
         x = net.pool(x, "MaxPool", 3, 2)
-    q = max(8, s["width"] // 4 // 8 * 8)
+    q = net.width(s["width"] // 4)
     b1 = net.conv(x, q)
-    b2 = net.conv(net.conv(x, q // 2 // 8 * 8 or 8), q, 3)
-    b3 = net.conv(net.conv(x, q // 4 // 8 * 8 or 8), q, 5 if s["k"] >= 5 else 3)
+    b2 = net.conv(net.conv(x, net.align(q // 2)), q, 3)
+    b3 = net.conv(net.conv(x, net.align(q // 4)), q, 5 if s["k"] >= 5 else 3)
     b4 = net.conv(net.pool(x, "MaxPool", 3, 1), q)
     return net.concat([b1, b2, b3, b4])
 
 
 def _vgg(net: _Net, x: str, s: dict[str, Any], stride: int) -> str:
-    y = net.conv(x, s["width"], 3)
+    y = net.conv(x, net.width(s["width"]), 3)
     return net.pool(y, "MaxPool", 2, 2) if stride == 2 else y
 
 
