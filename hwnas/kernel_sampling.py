@@ -30,6 +30,7 @@ CHANNELS = (8, 12, 16, 24, 32, 40, 48, 64, 72, 80, 96, 112, 120, 128, 144, 160, 
             512, 576, 672, 768, 960, 1024, 1280, 2048)
 SIZES = (1, 2, 3, 4, 6, 7, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112)
 CONV_ACTS = ("", "Relu", "Clip", "HardSwish", "Sigmoid")
+SOFTMAX_SIZES = (10, 100, 1000, 10000)
 ELTWISE_ACTS = ("Relu", "Sigmoid", "HardSwish", "HardSigmoid", "Clip", "Swish")
 
 TYPES: dict[str, int] = {"conv": 260, "dwconv": 140, "gconv": 30, "pool": 60, "globalpool": 40, "gemm": 40,
@@ -94,7 +95,7 @@ def _sample_one(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     elif kind == "shuffle":
         cfg = {"c": 2 * _channels(rng, 512), "h": h, "transpose": int(rng.random() < 0.6)}
     elif kind == "softmax":
-        cfg = {"n": int(rng.choice([10, 100, 1000, 10000]))}
+        cfg = {"n": int(rng.choice(SOFTMAX_SIZES))}
     elif kind == "resize":
         cfg = {"c": _channels(rng, 512), "h": _size(rng, 2) if h > 56 else h, "linear": int(rng.random() < 0.5)}
     elif kind == "norm":
@@ -136,12 +137,13 @@ def sample(kind: str, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
 
 
 def refine(configs: list[dict[str, Any]], n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-    """``n`` configurations near ``configs`` (one size feature moved one step of the prior's grid)."""
+    """``n`` configurations near ``configs`` (one size feature moved one step of the prior's grid; every
+    sampled type has one)."""
     out = []
     for i in range(n):
         cfg = dict(configs[i % len(configs)])
-        key = rng.choice([k for k in ("h", "cin", "cout", "c") if k in cfg])
-        grid = SIZES if key == "h" else CHANNELS
+        key = rng.choice([k for k in ("h", "cin", "cout", "c", "n") if k in cfg])
+        grid = {"h": SIZES, "n": SOFTMAX_SIZES}.get(key, CHANNELS)
         pos = int(np.searchsorted(grid, cfg[key]))
         cfg[key] = int(grid[int(np.clip(pos + rng.choice([-1, 1]), 0, len(grid) - 1))])
         if cfg["type"] == "dwconv" or (cfg["type"] == "conv" and cfg.get("sum")):

@@ -343,3 +343,13 @@ def test_context_network_kernels_train_as_they_run_in_the_network(built, tmp_pat
     without, _ = kernel_fit.training_rows(store, device, rules, networks=False)
     assert not any("network" in c for rs in without.values() for c, _k, _us in rs)
     store.close()
+
+
+def test_every_sampled_kernel_type_can_be_refined():
+    """Refinement moves a size feature of any sampled type (softmax's only size is its length), and
+    the refined configurations still build."""
+    rng = np.random.default_rng(0)
+    for kind in kernel_sampling.TYPES:
+        near = kernel_sampling.refine(kernel_sampling.sample(kind, 3, rng), 6, rng)
+        assert len(near) == 6 and all(c["type"] == kind for c in near)
+        onnx.checker.check_model(kernel_sampling.model(near[0]))
