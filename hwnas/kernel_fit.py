@@ -208,8 +208,8 @@ def profiler_overhead(nets: list[tuple[Any, list[dict[str, Any]]]], call_ms: flo
                       ) -> float:
     """µs the profiler adds to each node it times (which a network run does not pay): the per-node
     coefficient of ``Σ profiled − (measured − call) ≈ a·nodes + b·Σ profiled + c`` over the profiled
-    networks (0 with fewer than 8). Here about 2.4 µs a node: sharing a network's time out in proportion
-    to its raw profile would give its tiny kernels twice their time."""
+    networks (0 with fewer than 8). About 1.1 µs a node on ``local``: sharing a network's time out in
+    proportion to its raw profile gave its tiny kernels about twice their time."""
     if len(nets) < 8:
         return 0.0
     rows = []
@@ -233,11 +233,12 @@ def training_rows(store: Store, device: DeviceConfig, rules: FusionRules, networ
     (a network pays that per call, but a node's own dispatch per kernel). Its profile only shares that
     time out: each node gets the part its profiled duration is of the profile's total. A sample's kernel
     row gets the share of its nodes other than layout reorders; a network's kernels the shares of the
-    nodes matched to them (:func:`kernel_times`); reorder rows get the shares of the
-    ReorderInput/ReorderOutput nodes. A single profile is far noisier than the measurement, and its
-    node times carry the profiler's own cost, which a network run does not pay. Every kernel carries
-    its context (:data:`cost_models.kernel_model.CONTEXT`): alone in a sample, or in a network with
-    that network's convolution weights."""
+    nodes matched to them (:func:`kernel_times`), each node's time first less the profiler's own cost per
+    node (:func:`profiler_overhead`); reorder rows get the shares of the ReorderInput/ReorderOutput nodes.
+    A single profile is far noisier than the measurement, and its node times carry the profiler's own
+    cost, which a network run does not pay. Every kernel carries its context
+    (:data:`cost_models.kernel_model.CONTEXT`): alone in a sample, or in a network with that network's
+    convolution weights."""
     rows: dict[str, list] = {}
     normaliser = speed.Normaliser(store)
     samples, nets, call_ms = [], [], None
