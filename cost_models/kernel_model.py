@@ -3,7 +3,7 @@
 A model's latency is predicted as ``base_ms + scale * (sum of its kernels' predicted
 latencies) + out_ms_per_melem * (its output elements)``; the kernels come from
 :func:`cost_models.onnx_kernels.split` with the rules learned on the device. Each kernel
-type has a :class:`KernelRegressor`: a linear roofline (FLOPs and memory traffic) times
+type has a :class:`KernelRegressor`: a linear roofline (FLOPs, memory traffic, cold weights) times
 gradient-boosted regression trees (scikit-learn) on the log residual, over the type's
 features plus log FLOPs and log traffic, trained on sampled kernels' measured latencies (less a
 call's fixed cost, shared out over a sample's nodes by its profile:
@@ -56,7 +56,8 @@ FORMAT = "hwnas-kernel-predictor"
 VERSION = 4
 """2: regressors predict the residual of a FLOPs/traffic roofline (``roofline`` coefficients);
 3: the network calibration's weight term counts convolution weights only (:func:`conv_weights`);
-4: every regressor sees the kernel's :data:`CONTEXT` (alone or in a network, and that network's weights)."""
+4: every regressor sees the kernel's :data:`CONTEXT` (alone or in a network, that network's weights, its
+own weights read cold), and the roofline has a fourth, cold-weight term."""
 FALLBACK_US_PER_ELEMENT = 1e-3
 """Element-wise estimate when even the ``act`` regressor is missing (1 ns per element)."""
 
@@ -89,18 +90,21 @@ def traffic(kernel: Kernel) -> float:
     return 2.0 * float(f.get("numel", 0) or f.get("numel_out", 0))
 
 
-CONTEXT = ("alone", "log2_net_weights")
+CONTEXT = ("alone", "log2_net_weights", "log2_cold_weights")
 """Where a kernel ran, as the regressors see it: ``alone`` is 1 for a kernel sample (a model of one
 kernel) and 0 inside a network; ``log2_net_weights`` is log2(1 + the convolution weights of the model it
-ran in), which decides whether its own weights are still in cache when it runs."""
+ran in), which decides whether its own weights are still in cache when it runs; ``log2_cold_weights`` is
+log2(1 + its own weights) inside a network and 0 alone (the roofline's fourth term)."""
 
 
 def features(kernel: Kernel, net_weights: float | None = None) -> np.ndarray:
     """The regressor input of a kernel: its type's features, its :data:`CONTEXT` (``net_weights``: the
     convolution weights of the network it runs in; default the ``net_weights`` its features carry), then
-    log2(1 + FLOPs) and log2(1 + traffic) (the roofline reads these last two)."""
+    log2(1 + FLOPs) and log2(1 + traffic) (the roofline reads these last two and the cold weights)."""
     weights = kernel.features.get("net_weights", 0.0) if net_weights is None else net_weights
-    return np.append(feature_vector(kernel), [float(kernel.features.get("alone", 0)), math.log2(1.0 + weights),
+    alone = float(kernel.features.get("alone", 0))
+    cold = 0.0 if alone else weight_numel(kernel)
+    return np.append(feature_vector(kernel), [alone, math.log2(1.0 + weights), math.log2(1.0 + cold),
                                               math.log2(1.0 + kernel.flops), math.log2(1.0 + traffic(kernel))])
 
 
@@ -110,17 +114,21 @@ def feature_schema() -> dict[str, list[str]]:
 
 
 def roofline_fit(X: np.ndarray, y_us: np.ndarray) -> np.ndarray:
-    """Non-negative ``(a, b, c)`` of ``latency ≈ a·FLOPs + b·traffic + c`` (least squares on relative
-    error) from the last two columns of :func:`features` rows."""
+    """Non-negative ``(a, b, c, d)`` of ``latency ≈ a·FLOPs + b·traffic + c + d·cold weights`` (least
+    squares on relative error) from the last three columns of :func:`features` rows. Cold weights are a
+    kernel's weights when it runs inside a network, where they may have to come from memory (a sample
+    alone finds them in cache): a term linear in them carries over to convs heavier than any context
+    network's, which trees on the residual cannot extrapolate to."""
     from scipy.optimize import nnls
 
     A = _roofline_terms(X)
-    coef = nnls(A / y_us[:, None], np.ones(len(y_us)))[0] if len(y_us) >= 3 else np.zeros(3)
-    return coef if coef.any() else np.array([0.0, 0.0, float(np.median(y_us)) if len(y_us) else 1.0])
+    coef = nnls(A / y_us[:, None], np.ones(len(y_us)))[0] if len(y_us) >= 3 else np.zeros(4)
+    return coef if coef.any() else np.array([0.0, 0.0, float(np.median(y_us)) if len(y_us) else 1.0, 0.0])
 
 
 def _roofline_terms(X: np.ndarray) -> np.ndarray:
-    return np.stack([np.exp2(X[:, -2]) - 1.0, np.exp2(X[:, -1]) - 1.0, np.ones(len(X))], axis=1)
+    return np.stack([np.exp2(X[:, -2]) - 1.0, np.exp2(X[:, -1]) - 1.0, np.ones(len(X)), np.exp2(X[:, -3]) - 1.0],
+                    axis=1)
 
 
 def roofline_log(X: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -277,8 +285,8 @@ class KernelRegressor:
         keys = {"params", "n_features", "log_std", "cv", "roofline", "ensemble"}
         if not isinstance(doc, dict) or not keys <= set(doc):
             raise ValueError("a kernel regressor needs params, n_features, log_std, cv, roofline and ensemble")
-        if not isinstance(doc["roofline"], list) or len(doc["roofline"]) != 3:
-            raise ValueError("a kernel regressor's roofline is three coefficients")
+        if not isinstance(doc["roofline"], list) or len(doc["roofline"]) != 4:
+            raise ValueError("a kernel regressor's roofline is four coefficients")
         reg = cls(**doc["params"])
         reg.roofline_ = np.asarray(doc["roofline"], dtype=np.float64)
         reg.ensemble_ = TreeEnsemble.from_dict(doc["ensemble"])

@@ -258,26 +258,29 @@ def test_store_migration_adds_node_shapes(tmp_path):
 
 
 def test_kernel_regressors_fit_the_residual_of_a_flops_traffic_roofline():
-    # a codec-level check of the regression: latencies that are exactly a roofline are recovered off
-    # the sampled grid, far closer than trees alone would (they are piecewise constant in FLOPs)
+    # a codec-level check of the regression: latencies that are exactly a roofline (FLOPs, traffic, a
+    # constant, and the weights of kernels run inside a network) are recovered off the sampled grid, far
+    # closer than trees alone would (they are piecewise constant in FLOPs), and the cold-weight term
+    # carries over to a conv heavier than any trained on
     from cost_models.onnx_kernels import Kernel
 
     rng = np.random.default_rng(0)
 
-    def conv(cin, cout, h):
+    def conv(cin, cout, h, alone):
         flops = 2.0 * cin * cout * h * h * 9
         return Kernel("conv", "c", [], {"cin": cin, "cout": cout, "k": 3, "stride": 1, "hin": h, "hout": h,
-                                        "act": 0, "sum": 0, "nchwc": 1}, flops)
+                                        "act": 0, "sum": 0, "nchwc": 1, "alone": alone}, flops)
 
     def latency(k):
-        return 2e-4 * k.flops + 1e-3 * kernel_model.traffic(k) + 5.0
+        cold = 0.0 if k.features["alone"] else kernel_model.weight_numel(k)
+        return 2e-4 * k.flops + 1e-3 * kernel_model.traffic(k) + 5.0 + 3e-4 * cold
 
-    train = [conv(int(rng.integers(8, 512)), int(rng.integers(8, 512)), int(rng.choice([7, 14, 28, 56])))
-             for _ in range(120)]
+    train = [conv(int(rng.integers(8, 512)), int(rng.integers(8, 512)), int(rng.choice([7, 14, 28, 56])), i % 2)
+             for i in range(160)]
     reg = kernel_model.KernelRegressor().fit(np.stack([kernel_model.features(k) for k in train]),
                                              np.array([latency(k) for k in train]))
-    assert reg.roofline_ == pytest.approx([2e-4, 1e-3, 5.0], rel=1e-3)
-    test = [conv(300, 77, 20), conv(33, 480, 10)]
+    assert reg.roofline_ == pytest.approx([2e-4, 1e-3, 5.0, 3e-4], rel=1e-3)
+    test = [conv(300, 77, 20, 1), conv(33, 480, 10, 0), conv(1024, 1024, 4, 0)]
     got = reg.predict(np.stack([kernel_model.features(k) for k in test]))
     assert got == pytest.approx([latency(k) for k in test], rel=0.02)
     again = kernel_model.KernelRegressor.from_dict(json.loads(json.dumps(reg.to_dict())))
