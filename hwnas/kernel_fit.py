@@ -221,6 +221,15 @@ def profiler_overhead(nets: list[tuple[Any, list[dict[str, Any]]]], call_ms: flo
     return float(max(coef[0], 0.0))
 
 
+def _network_graph(m: Any) -> Any:
+    """A stored context network's graph, read from its ONNX file without its weights (rebuilt from its
+    signature when the file is gone)."""
+    from hwnas.predict import read_graph
+
+    path = Path(m.source or "")
+    return read_graph(path) if path.is_file() else kernel_networks.model(kernel_networks.parse_signature(m.signature))
+
+
 def training_rows(store: Store, device: DeviceConfig, rules: FusionRules, networks: bool = True
                   ) -> tuple[dict[str, list], dict[str, float]]:
     """Per kernel type, (config, kernel, µs) rows from the stored samples (and, with ``networks``, the
@@ -277,9 +286,9 @@ def training_rows(store: Store, device: DeviceConfig, rules: FusionRules, networ
         timed.append(profiled * per_us / 1000.0)
         outputs.append(kernel_model.output_numel(model))
         measured.append(latency)
-    overhead_us = profiler_overhead(nets, call_ms, normaliser)
+    overhead_us = profiler_overhead(nets, call_ms, normaliser) if networks else 0.0
     for m, nodes in nets if networks else []:
-        model = kernel_networks.model(kernel_networks.parse_signature(m.signature))
+        model = _network_graph(m)
         kernels = split(model, rules)
         times, reorders, unmatched = kernel_times(model, kernels, nodes, overhead_us / normaliser.profile_scale(m))
         profiled = sum(times.values()) + sum(max(float(n["dur_us"]), 0.0) for n in reorders) + unmatched
@@ -412,9 +421,8 @@ def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, d
     """Fit ``measured ≈ base + scale·Σ kernels + per_mweight·conv weights + per_kernel·kernels`` on the stored
     calibration networks (None when fewer than 8 are stored). In a network each convolution reads its
     weights cold, where a kernel sample measured alone finds them in cache: the weight term carries that."""
-    import onnx
-
     from hwnas import spaces
+    from hwnas.predict import read_graph
 
     space = spaces.get(CALIBRATION_SPACE)
     raw, weights, counts, measured = [], [], [], []
@@ -424,8 +432,9 @@ def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, d
         path = folder / sweep._file_name(m.arch)
         if not path.is_file():
             continue
-        kernels = predictor.kernels(onnx.load(str(path)))
-        p = predictor.predict_kernels(kernels, kernel_model.output_numel(onnx.load(str(path))))
+        model = read_graph(path)
+        kernels = predictor.kernels(model)
+        p = predictor.predict_kernels(kernels, kernel_model.output_numel(model))
         raw.append(sum(k["predicted_us"] for k in p.kernels) / 1000.0)
         weights.append(kernel_model.conv_weights(kernels) / 1e6)
         counts.append(len(kernels))

@@ -51,6 +51,11 @@ def load_predictor(registry: Registry, device_name: str, path: str | Path | None
     return predictor
 
 
+def read_graph(path: str | Path) -> onnx.ModelProto:
+    """The graph of an ONNX file with its large weights left out unread: what the splitter needs."""
+    return light(load_without_weights(path, WEIGHT_BYTES))
+
+
 def _load(path: str | Path) -> onnx.ModelProto:
     """The model of an ONNX file, checked, with large weights left out unread (BadInput names the file)."""
     path = Path(path)
