@@ -170,7 +170,8 @@ def run_fit_kernels(args: argparse.Namespace) -> int:
     else:
         for kind, cv in sorted(predictor.manifest["cv"].items()):
             print(f"{kind:10s} {cv['n']:4d} samples  validation RMSPE {cv['rmspe']:.1%}  ±10% {cv['within_10']:.0%}")
-        print(f"measured {report.measured} kernel samples in {report.device_seconds:.0f} s -> {report.model_path}")
+        print(f"measured {report.measured} models (kernel samples, context and calibration networks) in "
+              f"{report.device_seconds:.0f} s -> {report.model_path}")
     return 0
 
 
