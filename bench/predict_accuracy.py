@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                         if s.get("n", 0) > 1 else f"{'n/a':>26s}" for s in (scores[n] for n in predictors))
         print(f"{f:14s}{cells}")
     b = result["build"]
-    print(f"build: {b['kernel_samples']} kernel samples + {b['calibration_networks']} calibration networks, "
+    print(f"build: {b['kernel_samples']} kernel samples + {b['context_networks']} context networks + "
+          f"{b['calibration_networks']} calibration networks, "
           f"{b['on_device_s'] / 60:.1f} min on the device -> {out}")
     return 0
 
