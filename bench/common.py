@@ -56,6 +56,23 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
+def run(main: Any) -> None:
+    """Run a bench's ``main()`` as a command and exit with its code; bad input (a registry hwnas refuses,
+    a missing file) exits 2 with one sentence on stderr and no traceback."""
+    from hwnas.errors import BadInput
+
+    name = f"python -m bench.{Path(sys.argv[0]).stem}"
+    try:
+        code = main()
+    except BadInput as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        code = 2
+    except FileNotFoundError as exc:
+        print(f"{name}: error: {exc.filename}: no such file", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
 def write(name: str, data: dict[str, Any]) -> Path:
     """Write ``bench/results/<name>.json`` (atomically)."""
     return write_text_atomic(RESULTS / f"{name}.json", json.dumps(data, indent=2, default=str) + "\n")

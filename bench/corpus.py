@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import run
+
 DEFAULT_OUT = Path(".hwnas/corpus")
 MAX_MACS = 400e6
 """Networks above this many multiply-accumulates get a smaller resolution (keeps device time bounded)."""
@@ -147,4 +149,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import machine, work_split, write
+from bench.common import machine, run, work_split, write
 from bench.corpus import DEFAULT_OUT, load
 
 
@@ -167,4 +166,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)
