@@ -57,16 +57,17 @@ def machine() -> dict[str, Any]:
 
 
 def run(main: Any) -> None:
-    """Run a bench's ``main()`` as a command and exit with its code; bad input (a registry hwnas refuses,
-    a missing file) exits 2 with one sentence on stderr and no traceback."""
-    from hwnas.errors import BadInput
+    """Run a bench's ``main()`` as a command and exit with its code; an hwnas error exits with its code as
+    the CLI does (bad input such as a refused registry: 2; a device failure: 1) and a missing file with 2,
+    each with one sentence on stderr and no traceback."""
+    from hwnas.errors import HwnasError
 
     name = f"python -m bench.{Path(sys.argv[0]).stem}"
     try:
         code = main()
-    except BadInput as exc:
+    except HwnasError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
-        code = 2
+        code = exc.exit_code
     except FileNotFoundError as exc:
         print(f"{name}: error: {exc.filename}: no such file", file=sys.stderr)
         code = 2
