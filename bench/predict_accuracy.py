@@ -13,8 +13,13 @@ against the stored measurement (the corpus's first measurement), and the noise f
 the same figures for one fresh re-measurement (``measure --pass again``) against the
 stored value. Measurements are compared speed-normalised (:mod:`hwnas.speed`: latency at
 the device's reference speed, which the predictor is trained on) and, as ``*_raw``, raw.
-Also reports the predictor's build cost from the store (kernel samples measured, on-device
-seconds) and the load average. Writes
+The noise floor is also split by how long after the stored measurement the re-measurement came
+(within an hour, later), with the reference kernel's move between the two and, per size
+third, how far raw and normalised latencies moved: the reference kernel (a small conv) is what
+normalisation divides by, so a model whose speed moved otherwise shows up there. The reference
+kernel's move between the build's measurements and the corpus's is reported too. Also reports
+the predictor's build cost from the store (kernel samples measured, on-device seconds) and the
+load average. Writes
 ``bench/results/predict_accuracy.json`` (``predict_accuracy_<device>.json`` for a device other
 than ``local``).
 
@@ -69,16 +74,67 @@ def flops_cv(flops: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) ->
 
 
 def build_cost(store: Any, device: Any) -> dict[str, Any]:
-    """Kernel samples, context networks and calibration networks stored for the device, and the on-device
-    seconds their measurement took (sessions' phases; the per-node profiles and the rule probes come on top)."""
+    """Kernel samples, context networks and calibration networks stored for the device, the on-device
+    seconds their measurement took (sessions' phases; the per-node profiles and the rule probes come on top)
+    and the reference kernel's median time while they were measured."""
     from hwnas.kernel_fit import CALIBRATION_SPACE, SPACE
 
     samples = store.select(device.name, device.backend, space=SPACE)
     networks = store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE)
     timed, phases, total = work_split(samples + networks)
+    probes = [p for m in samples + networks if (p := _probe_ms(m))]
     return {"kernel_samples": sum(m.item == "kernel" for m in samples),
             "context_networks": sum(m.item == "network" for m in samples), "calibration_networks": len(networks),
-            "on_device_s": total, "timed_rounds_s": timed, "phases_s": phases}
+            "on_device_s": total, "timed_rounds_s": timed, "phases_s": phases,
+            "reference_kernel_median_ms": float(np.median(probes)) if probes else None}
+
+
+def _probe_ms(m: Any) -> float | None:
+    """The median round probe (the reference kernel's time) of a stored measurement, if it has one."""
+    return (m.stats or {}).get("reference_rounds_median_ms")
+
+
+def _minutes(a: str, b: str) -> float:
+    """Minutes from stored UTC time ``a`` to ``b``."""
+    from datetime import datetime
+
+    return (datetime.fromisoformat(b.replace("Z", "+00:00")) - datetime.fromisoformat(a.replace("Z", "+00:00"))
+            ).total_seconds() / 60.0
+
+
+def _median_ratio(pairs: list[tuple[float, float]]) -> float | None:
+    """Median of ``b / a`` over pairs where both are set (None when none is)."""
+    ratios = [b / a for a, b in pairs if a and b]
+    return float(np.median(ratios)) if ratios else None
+
+
+def noise_by_gap(rows: list[dict[str, Any]], hour: float = 60.0) -> dict[str, Any]:
+    """The noise floor of re-measurements within ``hour`` minutes of the stored value and of later ones:
+    ±10% share and RMSPE (normalised and raw), the reference kernel's median move, the correlation of the
+    normalised ratio with model size, and per size third the median raw and normalised ratios."""
+    from cost_models.metrics import summary
+
+    out = {}
+    again = [r for r in rows if r["again_ms"] is not None]
+    for label, later in ((f"within {hour:.0f} min", False), (f"after {hour:.0f} min", True)):
+        sub = sorted((r for r in again if (r["gap_min"] > hour) == later), key=lambda r: r["measured_ms"])
+        if len(sub) < 3:
+            out[label] = {"n": len(sub)}
+            continue
+        ratio = np.array([r["again_ms"] / r["measured_ms"] for r in sub])
+        thirds = np.array_split(np.arange(len(sub)), 3)
+        out[label] = {
+            "n": len(sub), "median_gap_min": float(np.median([r["gap_min"] for r in sub])),
+            "normalised": summary(np.array([r["measured_ms"] for r in sub]), np.array([r["again_ms"] for r in sub])),
+            "raw": summary(np.array([r["raw_measured_ms"] for r in sub]), np.array([r["raw_again_ms"] for r in sub])),
+            "reference_kernel_ratio": _median_ratio([(1.0, r["probe_ratio"]) for r in sub if r["probe_ratio"]]),
+            "corr_log_ratio_log_size": (float(np.corrcoef(np.log(ratio), np.log([r["measured_ms"] for r in sub]))[0, 1])
+                                        if np.ptp(ratio) > 0 else None),
+            "by_size_third": [{"measured_ms": [sub[t[0]]["measured_ms"], sub[t[-1]]["measured_ms"]],
+                               "raw_ratio": _median_ratio([(sub[i]["raw_measured_ms"], sub[i]["raw_again_ms"])
+                                                           for i in t]),
+                               "normalised_ratio": float(np.median(ratio[t]))} for t in thirds]}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,11 +164,15 @@ def main(argv: list[str] | None = None) -> int:
             continue
         p = predictor.predict_kernels(*read_cnn(e["path"], predictor))
         again = history[1] if len(history) > 1 else None
+        probes = (_probe_ms(history[0]), _probe_ms(again) if again else None)
         rows.append({"family": e["family"], "file": e["file"], "path": e["path"],
                      "measured_ms": normaliser.latency_ms(history[0]),
                      "again_ms": normaliser.latency_ms(again) if again else None,
                      "raw_measured_ms": history[0].latency_ms, "raw_again_ms": again.latency_ms if again else None,
-                     "session_spread": history[0].session_spread, "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
+                     "gap_min": _minutes(history[0].created_utc, again.created_utc) if again else None,
+                     "probe_ratio": probes[1] / probes[0] if all(probes) else None,
+                     "first_probe_ms": probes[0], "session_spread": history[0].session_spread,
+                     "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
                      "flops": p.flops, "unpredicted": p.unpredicted,
                      "loadavg": (history[0].facts or {}).get("loadavg")})
     if not rows:
@@ -124,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         r["flops_linear_ms"] = float(f)
         r["raw_profile_sum_ms"], r["profile_sum_ms"] = sums[str(r["path"])]
     families = sorted({r["family"] for r in rows})
+    build = {**build_cost(store, device), **predictor.manifest.get("build", {})}
+    corpus_probes = [r["first_probe_ms"] for r in rows if r["first_probe_ms"]]
 
     def score(keys: tuple[str, str], subset: list[dict[str, Any]]) -> dict[str, float]:
         truth, key = keys
@@ -145,7 +207,10 @@ def main(argv: list[str] | None = None) -> int:
               "per_family": {f: {name: score(key, [r for r in rows if r["family"] == f])
                                  for name, key in predictors.items()} for f in families},
               "median_session_spread": float(np.median([r["session_spread"] for r in rows])),
-              "build": {**build_cost(store, device), **predictor.manifest.get("build", {})},
+              "noise_floor_by_gap": noise_by_gap(rows),
+              "reference_kernel_corpus_vs_build": (float(np.median(corpus_probes) / build["reference_kernel_median_ms"])
+                                                   if build["reference_kernel_median_ms"] and corpus_probes else None),
+              "build": build,
               "predictor_cv": predictor.manifest.get("cv"), "regressor": "scikit-learn GradientBoostingRegressor",
               "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for r in rows]}
     out = write("predict_accuracy" if device.name == "local" else f"predict_accuracy_{device.name}", result)
@@ -158,6 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         cells = "".join(f"{s.get('within_10', float('nan')):>9.0%} ±10 {s.get('rmspe', float('nan')):>6.1%} rmspe  "
                         if s.get("n", 0) > 1 else f"{'n/a':>26s}" for s in (scores[n] for n in predictors))
         print(f"{f:14s}{cells}")
+    for label, g in result["noise_floor_by_gap"].items():
+        if g["n"] >= 3:
+            print(f"noise floor, re-measured {label} (n {g['n']}, median {g['median_gap_min']:.0f} min): normalised "
+                  f"{g['normalised']['within_10']:.0%} ±10, raw {g['raw']['within_10']:.0%}; reference kernel "
+                  f"×{g['reference_kernel_ratio'] or float('nan'):.3f}, raw ratio by size third "
+                  + " / ".join(f"{t['raw_ratio']:.3f}" for t in g["by_size_third"]))
+    if result["reference_kernel_corpus_vs_build"]:
+        print(f"reference kernel: ×{result['reference_kernel_corpus_vs_build']:.3f} during the corpus's "
+              f"measurement against the build's")
     b = result["build"]
     print(f"build: {b['kernel_samples']} kernel samples + {b['context_networks']} context networks + "
           f"{b['calibration_networks']} calibration networks, "

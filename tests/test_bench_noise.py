@@ -1,0 +1,35 @@
+"""The predict-accuracy bench's noise floor split by re-measurement gap (a unit on plain rows)."""
+from __future__ import annotations
+
+import pytest
+
+from bench.predict_accuracy import _minutes, noise_by_gap
+
+
+def _row(measured: float, again: float | None, gap: float | None, raw_again: float | None = None) -> dict:
+    return {"measured_ms": measured, "again_ms": again, "raw_measured_ms": measured,
+            "raw_again_ms": raw_again if raw_again is not None else again, "gap_min": gap,
+            "probe_ratio": 0.9 if gap and gap > 60 else 1.0}
+
+
+def test_noise_floor_is_split_by_gap_and_size():
+    soon = [_row(m, m * 1.01, 5.0) for m in (1.0, 2.0, 3.0)]
+    # later: the small model moved 20% (outside ±10%), the bigger ones 2%; raw only the biggest moved
+    later = [_row(1.0, 1.2, 300.0, raw_again=1.0), _row(2.0, 2.04, 280.0, raw_again=2.0),
+             _row(4.0, 4.08, 320.0, raw_again=4.4)]
+    out = noise_by_gap(soon + later + [_row(5.0, None, None)])
+    near, far = out["within 60 min"], out["after 60 min"]
+    assert near["n"] == 3 and far["n"] == 3
+    assert near["normalised"]["within_10"] == 1.0
+    assert far["normalised"]["within_10"] == pytest.approx(2 / 3)
+    assert far["median_gap_min"] == 300.0 and far["reference_kernel_ratio"] == pytest.approx(0.9)
+    assert [t["raw_ratio"] for t in far["by_size_third"]] == pytest.approx([1.0, 1.0, 1.1])
+    assert far["corr_log_ratio_log_size"] < 0  # the small one moved most
+
+
+def test_too_few_re_measurements_give_only_a_count():
+    assert noise_by_gap([_row(1.0, 1.0, 5.0)]) == {"within 60 min": {"n": 1}, "after 60 min": {"n": 0}}
+
+
+def test_minutes_between_stored_times():
+    assert _minutes("2026-12-03T07:38:33.208Z", "2026-12-03T12:08:33.208Z") == pytest.approx(270.0)
