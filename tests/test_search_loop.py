@@ -101,4 +101,4 @@ def test_search_measures_finalists_and_refits_the_cost_model(tmp_path, capsys):
 
     # resuming a finished search gives the same result and measures nothing
     assert _rounded(_json(search, capsys)) == _rounded(out)
-    assert st.count(item="network") == INITIAL_NETWORKS + len(finalists)
+    assert st.count(item="network") == INITIAL_NETWORKS + len(finalists - swept)
