@@ -21,13 +21,16 @@ kernel's move between the build's measurements and the corpus's is reported too.
 the predictor's build cost from the store (kernel samples measured, on-device seconds) and the
 load average. Writes
 ``bench/results/predict_accuracy.json`` (``predict_accuracy_<device>.json`` for a device other
-than ``local``).
+than ``local``) and beside it a PNG: predicted ÷ measured and re-measured ÷ stored against model
+size. ``--plot FILE`` draws that PNG from an existing results file and measures nothing.
 
     python -m bench.predict_accuracy [--device local] [--config hardware.yaml] [--corpus DIR]
+    python -m bench.predict_accuracy --plot bench/results/predict_accuracy.json
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -137,6 +140,48 @@ def noise_by_gap(rows: list[dict[str, Any]], hour: float = 60.0) -> dict[str, An
     return out
 
 
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """Write ``path`` (PNG, atomically): per corpus model, predicted ÷ measured (by family) and re-measured ÷
+    stored (within an hour, later) against measured latency, with the ±10% band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["rows"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110, sharey=True)
+    for i, family in enumerate(sorted({r["family"] for r in rows})):
+        sub = [r for r in rows if r["family"] == family]
+        left.scatter([r["measured_ms"] for r in sub], [r["predicted_ms"] / r["measured_ms"] for r in sub], s=12,
+                     color=plt.cm.tab20(i % 20), label=family)
+    again = [r for r in rows if r.get("again_ms")]
+    def gap(r: dict[str, Any]) -> str:
+        return "unrecorded" if r.get("gap_min") is None else "later" if r["gap_min"] > 60 else "within an hour"
+
+    for when, colour in (("within an hour", "0.5"), ("later", "tab:orange"), ("unrecorded", "tab:purple")):
+        sub = [r for r in again if gap(r) == when]
+        label = f"re-measured {when}" if when != "unrecorded" else "re-measured (gap not recorded)"
+        if sub:
+            right.scatter([r["measured_ms"] for r in sub], [r["again_ms"] / r["measured_ms"] for r in sub], s=12,
+                          c=colour, label=f"{label} ({len(sub)})")
+    kp = result["overall"]["kernel_predictor"]
+    left.set_title(f"kernel predictor: {kp['within_10']:.1%} within ±10%, RMSPE {kp['rmspe']:.1%}", fontsize=9)
+    right.set_title("noise floor: re-measured ÷ stored (speed-normalised)", fontsize=9)
+    left.set_ylabel("÷ measured (speed-normalised)")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.axhspan(0.9, 1.1, color="tab:green", alpha=0.12, lw=0)
+        ax.axhline(1.0, c="tab:green", lw=0.8)
+        ax.set_xlabel(f"measured latency on {result['device']} (ms)")
+        ax.legend(fontsize=6, loc="upper right", ncol=2)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the bench; prints a table per predictor and writes the results file."""
     from cost_models.metrics import summary
@@ -149,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="local")
     parser.add_argument("--config", default="hardware.yaml")
     parser.add_argument("--corpus", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--plot", type=Path, metavar="FILE", help="draw the PNG of an existing results file, then stop")
     args = parser.parse_args(argv)
+    if args.plot:
+        print(plot(json.loads(args.plot.read_text()), args.plot.with_suffix(".png")))
+        return 0
     where = machine()
     started = time.time()
     reg = config.load(args.config)
@@ -214,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
               "predictor_cv": predictor.manifest.get("cv"), "regressor": "scikit-learn GradientBoostingRegressor",
               "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for r in rows]}
     out = write("predict_accuracy" if device.name == "local" else f"predict_accuracy_{device.name}", result)
+    plot(result, out.with_suffix(".png"))
     print(f"{len(rows)} corpus models of {len(families)} families on {device.name} (load average "
           f"{where['loadavg_before']})")
     header = f"{'family':14s}" + "".join(f"{n:>26s}" for n in predictors)

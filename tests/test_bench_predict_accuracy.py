@@ -1,9 +1,11 @@
-"""The predict-accuracy bench's noise floor split by re-measurement gap (a unit on plain rows)."""
+"""The predict-accuracy bench's noise floor split by re-measurement gap, and its plot (units on plain rows)."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
-from bench.predict_accuracy import _minutes, noise_by_gap
+from bench.predict_accuracy import _minutes, main, noise_by_gap, plot
 
 
 def _row(measured: float, again: float | None, gap: float | None, raw_again: float | None = None) -> dict:
@@ -33,3 +35,14 @@ def test_too_few_re_measurements_give_only_a_count():
 
 def test_minutes_between_stored_times():
     assert _minutes("2026-12-03T07:38:33.208Z", "2026-12-03T12:08:33.208Z") == pytest.approx(270.0)
+
+
+def test_plot_is_drawn_from_a_results_file(tmp_path, capsys):
+    rows = [{**_row(m, m * 1.02, gap), "family": fam, "predicted_ms": m * 1.05}
+            for m, gap, fam in ((0.5, 5.0, "resnet"), (2.0, 300.0, "vgg"), (4.0, None, "vgg"))]
+    result = {"device": "local", "rows": rows, "overall": {"kernel_predictor": {"within_10": 1.0, "rmspe": 0.05}}}
+    out = plot(result, tmp_path / "r.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["r.png"]
+    (tmp_path / "r.json").write_text(json.dumps(result))
+    (tmp_path / "r.png").unlink()
+    assert main(["--plot", str(tmp_path / "r.json")]) == 0 and (tmp_path / "r.png").is_file()
