@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the bench; prints a table per predictor and writes the results file."""
     from cost_models.metrics import summary
     from hwnas import config
+    from hwnas.errors import BadInput
     from hwnas.predict import load_predictor, read_cnn
     from hwnas.speed import Normaliser
     from hwnas.store import Store
@@ -197,7 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, metavar="FILE", help="draw the PNG of an existing results file, then stop")
     args = parser.parse_args(argv)
     if args.plot:
-        print(plot(json.loads(args.plot.read_text()), args.plot.with_suffix(".png")))
+        try:
+            print(plot(json.loads(args.plot.read_text()), args.plot.with_suffix(".png")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"{args.plot}: not a predict-accuracy results file ({type(exc).__name__}: {exc})") from None
         return 0
     where = machine()
     started = time.time()

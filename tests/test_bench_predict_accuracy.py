@@ -46,3 +46,13 @@ def test_plot_is_drawn_from_a_results_file(tmp_path, capsys):
     (tmp_path / "r.json").write_text(json.dumps(result))
     (tmp_path / "r.png").unlink()
     assert main(["--plot", str(tmp_path / "r.json")]) == 0 and (tmp_path / "r.png").is_file()
+
+
+def test_plot_of_a_file_that_is_no_results_file_names_it(tmp_path):
+    from hwnas.errors import BadInput
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"rows": 3}')
+    with pytest.raises(BadInput, match="bad.json: not a predict-accuracy results file"):
+        main(["--plot", str(bad)])
+    assert not list(tmp_path.glob("*.png"))
