@@ -13,9 +13,10 @@ against the stored measurement (the corpus's first measurement), and the noise f
 the same figures for one fresh re-measurement (``measure --pass again``) against the
 stored value. Measurements are compared speed-normalised (:mod:`hwnas.speed`: latency at
 the device's reference speed, which the predictor is trained on) and, as ``*_raw``, raw.
-The noise floor is also split by how long after the stored measurement the re-measurement came
-(within an hour, later), with the reference kernel's move between the two and, per size
-third, how far raw and normalised latencies moved: the reference kernel (a small conv) is what
+The noise floor is also given over every later measurement of a model against its first,
+split by how long after the first it came (within an hour, later) and by how far the reference
+kernel moved between the two (under 3%, more), each with, per size third, how far raw and
+normalised latencies moved: the reference kernel (a small conv) is what
 normalisation divides by, so a model whose speed moved otherwise shows up there. The reference
 kernel's move between the build's measurements and the corpus's is reported too. Also reports
 the predictor's build cost from the store (kernel samples measured, on-device seconds) and the
@@ -111,16 +112,38 @@ def _median_ratio(pairs: list[tuple[float, float]]) -> float | None:
     return float(np.median(ratios)) if ratios else None
 
 
-def noise_by_gap(rows: list[dict[str, Any]], hour: float = 60.0) -> dict[str, Any]:
-    """The noise floor of re-measurements within ``hour`` minutes of the stored value and of later ones:
-    ±10% share and RMSPE (normalised and raw), the reference kernel's median move, the correlation of the
-    normalised ratio with model size, and per size third the median raw and normalised ratios."""
+def _moved(r: dict[str, Any]) -> float | None:
+    """How far the reference kernel moved between a pair's two measurements (|log ratio|; None unknown)."""
+    return abs(float(np.log(r["probe_ratio"]))) if r.get("probe_ratio") else None
+
+
+BY_GAP = (("within 60 min", lambda r: r["gap_min"] <= 60), ("after 60 min", lambda r: r["gap_min"] > 60))
+"""Re-measurement pairs grouped by the time between their two measurements."""
+BY_REFERENCE_MOVE = (("reference kernel moved < 3%", lambda r: _moved(r) is not None and _moved(r) < np.log(1.03)),
+                     ("reference kernel moved ≥ 3%", lambda r: _moved(r) is not None and _moved(r) >= np.log(1.03)))
+"""Re-measurement pairs grouped by how far the reference kernel (what normalisation divides by) moved."""
+
+
+def remeasure_pair(first: Any, later: Any, normaliser: Any) -> dict[str, Any]:
+    """A stored measurement and a later one of the same model: latencies (normalised and raw), the minutes
+    between them and the reference kernel's move (later ÷ first)."""
+    probes = (_probe_ms(first), _probe_ms(later))
+    return {"measured_ms": normaliser.latency_ms(first), "again_ms": normaliser.latency_ms(later),
+            "raw_measured_ms": first.latency_ms, "raw_again_ms": later.latency_ms,
+            "gap_min": _minutes(first.created_utc, later.created_utc),
+            "probe_ratio": probes[1] / probes[0] if all(probes) else None}
+
+
+def noise_floor(pairs: list[dict[str, Any]], groups: tuple = BY_GAP) -> dict[str, Any]:
+    """The noise floor of re-measurement pairs (:func:`remeasure_pair`) per group of ``groups`` (label,
+    predicate): ±10% share and RMSPE (normalised and raw), the median gap and reference-kernel move, the
+    correlation of the normalised ratio with model size, and per size third the median raw and normalised
+    ratios."""
     from cost_models.metrics import summary
 
     out = {}
-    again = [r for r in rows if r["again_ms"] is not None]
-    for label, later in ((f"within {hour:.0f} min", False), (f"after {hour:.0f} min", True)):
-        sub = sorted((r for r in again if (r["gap_min"] > hour) == later), key=lambda r: r["measured_ms"])
+    for label, keep in groups:
+        sub = sorted((r for r in pairs if r["again_ms"] is not None and keep(r)), key=lambda r: r["measured_ms"])
         if len(sub) < 3:
             out[label] = {"n": len(sub)}
             continue
@@ -210,21 +233,20 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(reg.workspace)
     predictor = load_predictor(reg, device.name)
     normaliser = Normaliser(store)
-    rows = []
+    rows, pairs = [], []
     for e in load(args.corpus):
         history = store.history(device.name, device.backend, f"onnx:{e['sha256']}")
         if not history:
             continue
         p = predictor.predict_kernels(*read_cnn(e["path"], predictor))
-        again = history[1] if len(history) > 1 else None
-        probes = (_probe_ms(history[0]), _probe_ms(again) if again else None)
+        later = [remeasure_pair(history[0], m, normaliser) for m in history[1:]]
+        pairs += later
         rows.append({"family": e["family"], "file": e["file"], "path": e["path"],
-                     "measured_ms": normaliser.latency_ms(history[0]),
-                     "again_ms": normaliser.latency_ms(again) if again else None,
-                     "raw_measured_ms": history[0].latency_ms, "raw_again_ms": again.latency_ms if again else None,
-                     "gap_min": _minutes(history[0].created_utc, again.created_utc) if again else None,
-                     "probe_ratio": probes[1] / probes[0] if all(probes) else None,
-                     "first_probe_ms": probes[0], "session_spread": history[0].session_spread,
+                     **(later[0] if later else {"measured_ms": normaliser.latency_ms(history[0]), "again_ms": None,
+                                                "raw_measured_ms": history[0].latency_ms, "raw_again_ms": None,
+                                                "gap_min": None, "probe_ratio": None}),
+                     "remeasured": len(later), "first_probe_ms": _probe_ms(history[0]),
+                     "session_spread": history[0].session_spread,
                      "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
                      "flops": p.flops, "unpredicted": p.unpredicted,
                      "loadavg": (history[0].facts or {}).get("loadavg")})
@@ -260,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
               "per_family": {f: {name: score(key, [r for r in rows if r["family"] == f])
                                  for name, key in predictors.items()} for f in families},
               "median_session_spread": float(np.median([r["session_spread"] for r in rows])),
-              "noise_floor_by_gap": noise_by_gap(rows),
+              "remeasure_pairs": len(pairs),
+              "noise_floor_by_gap": noise_floor(pairs, BY_GAP),
+              "noise_floor_by_reference_move": noise_floor(pairs, BY_REFERENCE_MOVE),
               "reference_kernel_corpus_vs_build": (float(np.median(corpus_probes) / build["reference_kernel_median_ms"])
                                                    if build["reference_kernel_median_ms"] and corpus_probes else None),
               "build": build,
@@ -277,9 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         cells = "".join(f"{s.get('within_10', float('nan')):>9.0%} ±10 {s.get('rmspe', float('nan')):>6.1%} rmspe  "
                         if s.get("n", 0) > 1 else f"{'n/a':>26s}" for s in (scores[n] for n in predictors))
         print(f"{f:14s}{cells}")
-    for label, g in result["noise_floor_by_gap"].items():
+    by = {**result["noise_floor_by_gap"], **result["noise_floor_by_reference_move"]}
+    for label, g in by.items():
         if g["n"] >= 3:
-            print(f"noise floor, re-measured {label} (n {g['n']}, median {g['median_gap_min']:.0f} min): normalised "
+            print(f"noise floor, {label} (n {g['n']}, median gap {g['median_gap_min']:.0f} min): normalised "
                   f"{g['normalised']['within_10']:.0%} ±10, raw {g['raw']['within_10']:.0%}; reference kernel "
                   f"×{g['reference_kernel_ratio'] or float('nan'):.3f}, raw ratio by size third "
                   + " / ".join(f"{t['raw_ratio']:.3f}" for t in g["by_size_third"]))

@@ -1,11 +1,12 @@
-"""The predict-accuracy bench's noise floor split by re-measurement gap, and its plot (units on plain rows)."""
+"""The predict-accuracy bench: its noise floor split by re-measurement gap and by the reference kernel's move,
+and its plot (units on plain rows)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from bench.predict_accuracy import _minutes, main, noise_by_gap, plot
+from bench.predict_accuracy import BY_REFERENCE_MOVE, _minutes, main, noise_floor, plot
 
 
 def _row(measured: float, again: float | None, gap: float | None, raw_again: float | None = None) -> dict:
@@ -19,7 +20,7 @@ def test_noise_floor_is_split_by_gap_and_size():
     # later: the small model moved 20% (outside ±10%), the bigger ones 2%; raw only the biggest moved
     later = [_row(1.0, 1.2, 300.0, raw_again=1.0), _row(2.0, 2.04, 280.0, raw_again=2.0),
              _row(4.0, 4.08, 320.0, raw_again=4.4)]
-    out = noise_by_gap(soon + later + [_row(5.0, None, None)])
+    out = noise_floor(soon + later + [_row(5.0, None, None)])
     near, far = out["within 60 min"], out["after 60 min"]
     assert near["n"] == 3 and far["n"] == 3
     assert near["normalised"]["within_10"] == 1.0
@@ -29,8 +30,18 @@ def test_noise_floor_is_split_by_gap_and_size():
     assert far["corr_log_ratio_log_size"] < 0  # the small one moved most
 
 
+def test_noise_floor_is_split_by_how_far_the_reference_kernel_moved():
+    rows = [{**_row(m, m, 5.0), "probe_ratio": 1.01} for m in (1.0, 2.0, 3.0)]
+    rows += [{**_row(m, m * 1.2, 5.0), "probe_ratio": 0.9} for m in (1.0, 2.0, 3.0)]
+    rows.append({**_row(4.0, 4.0, 5.0), "probe_ratio": None})  # no probes: in neither group
+    still, moved = noise_floor(rows, BY_REFERENCE_MOVE).values()
+    assert still["n"] == moved["n"] == 3
+    assert still["normalised"]["within_10"] == 1.0 and moved["normalised"]["within_10"] == 0.0
+    assert moved["reference_kernel_ratio"] == pytest.approx(0.9)
+
+
 def test_too_few_re_measurements_give_only_a_count():
-    assert noise_by_gap([_row(1.0, 1.0, 5.0)]) == {"within 60 min": {"n": 1}, "after 60 min": {"n": 0}}
+    assert noise_floor([_row(1.0, 1.0, 5.0)]) == {"within 60 min": {"n": 1}, "after 60 min": {"n": 0}}
 
 
 def test_minutes_between_stored_times():
