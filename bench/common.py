@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,11 @@ def run(main: Any) -> None:
         print(f"{name}: error: {exc.filename}: no such file", file=sys.stderr)
         code = 2
     sys.exit(code)
+
+
+def stored_at(created_utc: str) -> datetime:
+    """A stored measurement's ``created_utc`` (ISO 8601, ``Z``) as an aware datetime."""
+    return datetime.fromisoformat(created_utc.replace("Z", "+00:00"))
 
 
 def write(name: str, data: dict[str, Any]) -> Path:

@@ -35,13 +35,12 @@ import argparse
 import json
 import os
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import RESULTS, hwnas, machine, write
+from bench.common import RESULTS, hwnas, machine, stored_at, write
 from cost_models.metrics import spearman_rho, summary
 from cost_models.network_model import cross_val_predict
 from hwnas import config, fleet, spaces
@@ -106,7 +105,7 @@ def _time_autocorr(rows: list, errors: np.ndarray) -> float | None:
 
     ``None`` when every network was stored within a few seconds — at the end of one
     interleave window spanning the whole run — so no network has a time of its own."""
-    stored = [datetime.fromisoformat(m.created_utc.replace("Z", "+00:00")).timestamp() for m in rows]
+    stored = [stored_at(m.created_utc).timestamp() for m in rows]
     if max(stored) - min(stored) < 5.0:
         return None
     e = errors[np.argsort(stored, kind="stable")]

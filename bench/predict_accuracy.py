@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import machine, run, work_split, write
+from bench.common import machine, run, stored_at, work_split, write
 from bench.corpus import DEFAULT_OUT, load
 
 
@@ -100,10 +100,7 @@ def _probe_ms(m: Any) -> float | None:
 
 def _minutes(a: str, b: str) -> float:
     """Minutes from stored UTC time ``a`` to ``b``."""
-    from datetime import datetime
-
-    return (datetime.fromisoformat(b.replace("Z", "+00:00")) - datetime.fromisoformat(a.replace("Z", "+00:00"))
-            ).total_seconds() / 60.0
+    return (stored_at(b) - stored_at(a)).total_seconds() / 60.0
 
 
 def _median_ratio(pairs: list[tuple[float, float]]) -> float | None:
@@ -119,8 +116,8 @@ def _moved(r: dict[str, Any]) -> float | None:
 
 BY_GAP = (("within 60 min", lambda r: r["gap_min"] <= 60), ("after 60 min", lambda r: r["gap_min"] > 60))
 """Re-measurement pairs grouped by the time between their two measurements."""
-BY_REFERENCE_MOVE = (("reference kernel moved < 3%", lambda r: _moved(r) is not None and _moved(r) < np.log(1.03)),
-                     ("reference kernel moved ≥ 3%", lambda r: _moved(r) is not None and _moved(r) >= np.log(1.03)))
+BY_REFERENCE_MOVE = (("reference kernel moved < 3%", lambda r: (m := _moved(r)) is not None and m < np.log(1.03)),
+                     ("reference kernel moved ≥ 3%", lambda r: (m := _moved(r)) is not None and m >= np.log(1.03)))
 """Re-measurement pairs grouped by how far the reference kernel (what normalisation divides by) moved."""
 
 
@@ -153,7 +150,7 @@ def noise_floor(pairs: list[dict[str, Any]], groups: tuple = BY_GAP) -> dict[str
             "n": len(sub), "median_gap_min": float(np.median([r["gap_min"] for r in sub])),
             "normalised": summary(np.array([r["measured_ms"] for r in sub]), np.array([r["again_ms"] for r in sub])),
             "raw": summary(np.array([r["raw_measured_ms"] for r in sub]), np.array([r["raw_again_ms"] for r in sub])),
-            "reference_kernel_ratio": _median_ratio([(1.0, r["probe_ratio"]) for r in sub if r["probe_ratio"]]),
+            "reference_kernel_ratio": _median_ratio([(1.0, r["probe_ratio"]) for r in sub]),
             "corr_log_ratio_log_size": (float(np.corrcoef(np.log(ratio), np.log([r["measured_ms"] for r in sub]))[0, 1])
                                         if np.ptp(ratio) > 0 else None),
             "by_size_third": [{"measured_ms": [sub[t[0]]["measured_ms"], sub[t[-1]]["measured_ms"]],
@@ -171,6 +168,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lut.atomic import atomic_path
+
     rows = result["rows"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=110, sharey=True)
     for i, family in enumerate(sorted({r["family"] for r in rows})):
@@ -178,12 +177,11 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         left.scatter([r["measured_ms"] for r in sub], [r["predicted_ms"] / r["measured_ms"] for r in sub], s=12,
                      color=plt.cm.tab20(i % 20), label=family)
     again = [r for r in rows if r.get("again_ms")]
-    def gap(r: dict[str, Any]) -> str:
-        return "unrecorded" if r.get("gap_min") is None else "later" if r["gap_min"] > 60 else "within an hour"
-
-    for when, colour in (("within an hour", "0.5"), ("later", "tab:orange"), ("unrecorded", "tab:purple")):
-        sub = [r for r in again if gap(r) == when]
-        label = f"re-measured {when}" if when != "unrecorded" else "re-measured (gap not recorded)"
+    groups = [*((f"re-measured {label}", lambda r, keep=keep: r.get("gap_min") is not None and keep(r))
+                for label, keep in BY_GAP),
+              ("re-measured (gap not recorded)", lambda r: r.get("gap_min") is None)]
+    for (label, keep), colour in zip(groups, ("0.5", "tab:orange", "tab:purple")):
+        sub = [r for r in again if keep(r)]
         if sub:
             right.scatter([r["measured_ms"] for r in sub], [r["again_ms"] / r["measured_ms"] for r in sub], s=12,
                           c=colour, label=f"{label} ({len(sub)})")
@@ -198,10 +196,11 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         ax.set_xlabel(f"measured latency on {result['device']} (ms)")
         ax.legend(fontsize=6, loc="upper right", ncol=2)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -57,7 +57,7 @@ from hwnas.errors import BadInput
 from hwnas.search.engine import check_budgets
 from hwnas.spaces import Space, digits
 from hwnas.store import Measurement, Store, utc_now
-from lut.atomic import fsync_dir, write_text_atomic
+from lut.atomic import atomic_path, fsync_dir, write_text_atomic
 
 ZOO_FORMAT = 1
 KIND = "hwnas-zoo"
@@ -526,10 +526,11 @@ def _plot(path: Path, device: str, cands: DeviceCandidates, picks: Sequence[Pick
     ax.set_title(f"{device}: candidates, front, zoo models; budgets dashed")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp)
+    finally:
+        plt.close(fig)
 
 
 # ----------------------------------------------------------------------------------------- using a zoo
