@@ -18,7 +18,9 @@ split by how long after the first it came (within an hour, later) and by how far
 kernel moved between the two (under 3%, more), each with, per size third, how far raw and
 normalised latencies moved: the reference kernel (a small conv) is what
 normalisation divides by, so a model whose speed moved otherwise shows up there. The reference
-kernel's move between the build's measurements and the corpus's is reported too. Also reports
+kernel's move between the build's measurements and the corpus's is reported too, and so is the
+memory probe's (a conv that streams 8 MB of weights, timed before and after every session; kernels
+whose weights outgrow the caches move with it). Also reports
 the predictor's build cost from the store (kernel samples measured, on-device seconds) and the
 load average. Writes
 ``bench/results/predict_accuracy.json`` (``predict_accuracy_<device>.json`` for a device other
@@ -80,22 +82,39 @@ def flops_cv(flops: np.ndarray, y: np.ndarray, folds: int = 5, seed: int = 0) ->
 def build_cost(store: Any, device: Any) -> dict[str, Any]:
     """Kernel samples, context networks and calibration networks stored for the device, the on-device
     seconds their measurement took (sessions' phases; the per-node profiles and the rule probes come on top)
-    and the reference kernel's median time while they were measured."""
+    and the reference kernel's and the memory probe's median times while they were measured."""
     from hwnas.kernel_fit import CALIBRATION_SPACE, SPACE
 
     samples = store.select(device.name, device.backend, space=SPACE)
     networks = store.select(device.name, device.backend, item="network", space=CALIBRATION_SPACE)
     timed, phases, total = work_split(samples + networks)
-    probes = [p for m in samples + networks if (p := _probe_ms(m))]
     return {"kernel_samples": sum(m.item == "kernel" for m in samples),
             "context_networks": sum(m.item == "network" for m in samples), "calibration_networks": len(networks),
             "on_device_s": total, "timed_rounds_s": timed, "phases_s": phases,
-            "reference_kernel_median_ms": float(np.median(probes)) if probes else None}
+            "reference_kernel_median_ms": _median([_probe_ms(m) for m in samples + networks]),
+            "memory_probe_median_ms": _median([_probe_ms(m, MEMORY) for m in samples + networks])}
 
 
-def _probe_ms(m: Any) -> float | None:
-    """The median round probe (the reference kernel's time) of a stored measurement, if it has one."""
-    return (m.stats or {}).get("reference_rounds_median_ms")
+MEMORY = "memory_probe_median_ms"
+"""The stats key of a measurement's median memory-probe time (:mod:`hwnas.speed`)."""
+
+
+def _probe_ms(m: Any, key: str = "reference_rounds_median_ms") -> float | None:
+    """The median round probe (the reference kernel's time) of a stored measurement, or with ``key`` =
+    :data:`MEMORY` its memory probe's, if it has one."""
+    return (m.stats or {}).get(key)
+
+
+def _median(values: list[float | None]) -> float | None:
+    """Median of the values that are set (None when none is)."""
+    found = [v for v in values if v]
+    return float(np.median(found)) if found else None
+
+
+def _corpus_vs_build(rows: list[dict[str, Any]], key: str, build_ms: float | None) -> float | None:
+    """The median of the rows' probe ``key`` ÷ the build's median ``build_ms`` (None when either is missing)."""
+    corpus = _median([r[key] for r in rows])
+    return corpus / build_ms if corpus and build_ms else None
 
 
 def _minutes(a: str, b: str) -> float:
@@ -123,17 +142,20 @@ BY_REFERENCE_MOVE = (("reference kernel moved < 3%", lambda r: (m := _moved(r)) 
 
 def remeasure_pair(first: Any, later: Any, normaliser: Any) -> dict[str, Any]:
     """A stored measurement and a later one of the same model: latencies (normalised and raw), the minutes
-    between them and the reference kernel's move (later ÷ first)."""
+    between them, and the reference kernel's and the memory probe's moves (later ÷ first)."""
     probes = (_probe_ms(first), _probe_ms(later))
+    memory = (_probe_ms(first, MEMORY), _probe_ms(later, MEMORY))
     return {"measured_ms": normaliser.latency_ms(first), "again_ms": normaliser.latency_ms(later),
             "raw_measured_ms": first.latency_ms, "raw_again_ms": later.latency_ms,
             "gap_min": _minutes(first.created_utc, later.created_utc),
-            "probe_ratio": probes[1] / probes[0] if all(probes) else None}
+            "probe_ratio": probes[1] / probes[0] if all(probes) else None,
+            "memory_ratio": memory[1] / memory[0] if all(memory) else None}
 
 
 def noise_floor(pairs: list[dict[str, Any]], groups: tuple = BY_GAP) -> dict[str, Any]:
     """The noise floor of re-measurement pairs (:func:`remeasure_pair`) per group of ``groups`` (label,
-    predicate): ±10% share and RMSPE (normalised and raw), the median gap and reference-kernel move, the
+    predicate): ±10% share and RMSPE (normalised and raw), the median gap, reference-kernel and memory-probe
+    moves, the
     correlation of the normalised ratio with model size, and per size third the median raw and normalised
     ratios."""
     from cost_models.metrics import summary
@@ -151,6 +173,7 @@ def noise_floor(pairs: list[dict[str, Any]], groups: tuple = BY_GAP) -> dict[str
             "normalised": summary(np.array([r["measured_ms"] for r in sub]), np.array([r["again_ms"] for r in sub])),
             "raw": summary(np.array([r["raw_measured_ms"] for r in sub]), np.array([r["raw_again_ms"] for r in sub])),
             "reference_kernel_ratio": _median_ratio([(1.0, r["probe_ratio"]) for r in sub]),
+            "memory_probe_ratio": _median_ratio([(1.0, r.get("memory_ratio")) for r in sub]),
             "corr_log_ratio_log_size": (float(np.corrcoef(np.log(ratio), np.log([r["measured_ms"] for r in sub]))[0, 1])
                                         if np.ptp(ratio) > 0 else None),
             "by_size_third": [{"measured_ms": [sub[t[0]]["measured_ms"], sub[t[-1]]["measured_ms"]],
@@ -245,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 "raw_measured_ms": history[0].latency_ms, "raw_again_ms": None,
                                                 "gap_min": None, "probe_ratio": None}),
                      "remeasured": len(later), "first_probe_ms": _probe_ms(history[0]),
+                     "first_memory_probe_ms": _probe_ms(history[0], MEMORY),
                      "session_spread": history[0].session_spread,
                      "predicted_ms": p.latency_ms, "std_ms": p.std_ms,
                      "flops": p.flops, "unpredicted": p.unpredicted,
@@ -259,7 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         r["raw_profile_sum_ms"], r["profile_sum_ms"] = sums[str(r["path"])]
     families = sorted({r["family"] for r in rows})
     build = {**build_cost(store, device), **predictor.manifest.get("build", {})}
-    corpus_probes = [r["first_probe_ms"] for r in rows if r["first_probe_ms"]]
 
     def score(keys: tuple[str, str], subset: list[dict[str, Any]]) -> dict[str, float]:
         truth, key = keys
@@ -284,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
               "remeasure_pairs": len(pairs),
               "noise_floor_by_gap": noise_floor(pairs, BY_GAP),
               "noise_floor_by_reference_move": noise_floor(pairs, BY_REFERENCE_MOVE),
-              "reference_kernel_corpus_vs_build": (float(np.median(corpus_probes) / build["reference_kernel_median_ms"])
-                                                   if build["reference_kernel_median_ms"] and corpus_probes else None),
+              "reference_kernel_corpus_vs_build": _corpus_vs_build(rows, "first_probe_ms",
+                                                                   build["reference_kernel_median_ms"]),
+              "memory_probe_corpus_vs_build": _corpus_vs_build(rows, "first_memory_probe_ms", build[MEMORY]),
               "build": build,
               "predictor_cv": predictor.manifest.get("cv"), "regressor": "scikit-learn GradientBoostingRegressor",
               "rows": [{k: (str(v) if isinstance(v, Path) else v) for k, v in r.items()} for r in rows]}
@@ -305,11 +329,13 @@ def main(argv: list[str] | None = None) -> int:
         if g["n"] >= 3:
             print(f"noise floor, {label} (n {g['n']}, median gap {g['median_gap_min']:.0f} min): normalised "
                   f"{g['normalised']['within_10']:.0%} ±10, raw {g['raw']['within_10']:.0%}; reference kernel "
-                  f"×{g['reference_kernel_ratio'] or float('nan'):.3f}, raw ratio by size third "
+                  f"×{g['reference_kernel_ratio'] or float('nan'):.3f}, memory probe "
+                  f"×{g['memory_probe_ratio'] or float('nan'):.3f}, raw ratio by size third "
                   + " / ".join(f"{t['raw_ratio']:.3f}" for t in g["by_size_third"]))
-    if result["reference_kernel_corpus_vs_build"]:
-        print(f"reference kernel: ×{result['reference_kernel_corpus_vs_build']:.3f} during the corpus's "
-              f"measurement against the build's")
+    for probe in ("reference_kernel", "memory_probe"):
+        if result[f"{probe}_corpus_vs_build"]:
+            print(f"{probe.replace('_', ' ')}: ×{result[f'{probe}_corpus_vs_build']:.3f} during the corpus's "
+                  "measurement against the build's")
     b = result["build"]
     print(f"build: {b['kernel_samples']} kernel samples + {b['context_networks']} context networks + "
           f"{b['calibration_networks']} calibration networks, "

@@ -67,7 +67,7 @@ class Agent:
         self.models.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.reference = timing.ReferenceKernel()
-        self.probes: dict[str, timing.ReferenceKernel] = {}
+        self.probes: dict[str, timing.ReferenceKernel | None] = {}
         self.greeted = False
         self.handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "hello": self.hello, "ping": lambda _req: {}, "load": self.load,
@@ -174,8 +174,9 @@ class Agent:
             detail = str(exc).replace(str(path), "<model>")  # the host names the user's file, not our cache
             raise RequestFailed("bad_model", f"{backend} cannot load the model: {detail}") from None
         reference = self._reference(settings) if module.DRIFT_PROBE else None
+        memory = self._memory_probe(settings) if module.DRIFT_PROBE else None
         try:
-            result = timing.measure(source, settings, reference)
+            result = timing.measure(source, settings, reference, memory)
         except Exception as exc:
             raise RequestFailed("runtime", f"{backend} failed while running the model: {exc}") from None
         merge_warnings(result, session_facts)
@@ -185,23 +186,32 @@ class Agent:
     def _reference(self, settings: dict[str, Any]) -> timing.ReferenceKernel:
         """The drift probe for a measurement: the host's ``probe_model`` run by ONNX Runtime when
         both are here and it loads (one session per agent, same threads), else the numpy matmul."""
-        sha = settings.get("probe_model")
+        return self._probe(settings.get("probe_model"), settings, calls=10) or self.reference
+
+    def _memory_probe(self, settings: dict[str, Any]) -> timing.ReferenceKernel | None:
+        """The memory probe for a measurement: the host's ``memory_probe_model`` run by ONNX Runtime
+        (one call a pass: it streams megabytes of weights), None when either is missing."""
+        return self._probe(settings.get("memory_probe_model"), settings, calls=1)
+
+    def _probe(self, sha: str | None, settings: dict[str, Any], calls: int) -> timing.ReferenceKernel | None:
+        """A probe of the cached ONNX model ``sha`` in this agent's ONNX Runtime (one session per agent and
+        model); None without ``sha``, without ONNX Runtime, or when the model does not load."""
         if not sha:
-            return self.reference
+            return None
         if sha not in self.probes:
             from device_agents import ort_runner
-            if ort_runner.version() is None:
-                self.probes[sha] = self.reference
-            else:
+            probe = None
+            if ort_runner.version() is not None:
                 path, fmt = self._find_model(sha)
                 if fmt != "onnx":
-                    raise RequestFailed("protocol", "settings.probe_model must name an ONNX model")
+                    raise RequestFailed("protocol", "settings.probe_model and memory_probe_model must name ONNX models")
                 try:
                     run, _ = ort_runner.runner(str(path), {"threads": settings.get("threads", 1)})
                 except Exception:  # e.g. an older onnxruntime that cannot read the probe's IR version
-                    self.probes[sha] = self.reference
+                    pass
                 else:
-                    self.probes[sha] = timing.ReferenceKernel(run, timing.probe_name(sha), calls=10)
+                    probe = timing.ReferenceKernel(run, timing.probe_name(sha), calls=calls)
+            self.probes[sha] = probe
         return self.probes[sha]
 
     def profile(self, req: dict[str, Any]) -> dict[str, Any]:

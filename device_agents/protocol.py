@@ -79,6 +79,7 @@ SETTINGS: dict[str, type | tuple[type, ...]] = {
     "drift_threshold": (int, float),
     "reference_baseline_ms": (int, float),
     "probe_model": str,
+    "memory_probe_model": str,    # time this cached ONNX model before and after too (memory_probe_ms)
     "reference_rounds": bool,     # time the reference kernel after every round (speed normalisation)
     "check_outputs": bool,
     "seed": int,

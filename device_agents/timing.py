@@ -20,7 +20,9 @@ Whatever the source, the protocol is the same:
    ``drift_threshold`` against its baseline, flag ``drift``. The baseline is
    ``reference_baseline_ms`` when the host sends one (the device's history across
    runs, so a whole run on a busy device is caught) and otherwise the median of
-   this agent process's probes.
+   this agent process's probes. With a memory probe (a kernel that streams more weights than a
+   core's cache holds), time it before and after too (``memory_probe_ms``): a shared machine's
+   caches and memory slow by other amounts than its cores, and so do the kernels that need them.
 
 Every raw round time is returned; outliers (outside 1.5 IQR) are counted, not removed.
 ``phase_ms`` tells where the agent's time went (reference probes, warm-up,
@@ -209,10 +211,12 @@ def _rounds(source: RoundSource, number: int | None, repeat: int, reference: Ref
 
 
 def measure(source: RoundSource | Callable[[], Any], settings: dict[str, Any],
-            reference: ReferenceKernel | None) -> dict[str, Any]:
+            reference: ReferenceKernel | None, memory: ReferenceKernel | None = None) -> dict[str, Any]:
     """Time ``source`` (a RoundSource, or a callable timed by :class:`WallClock`) with the
     measurement protocol; returns stats, raw rounds, warnings and flags. Without ``reference``
-    (a source that cannot drift, or a device where no probe runs) drift is not probed."""
+    (a source that cannot drift, or a device where no probe runs) drift is not probed. With it and
+    ``memory`` (the memory probe), that is timed next to the reference kernel before and after
+    (``memory_probe_ms``; recorded, not judged: it tells how the caches' speed moved)."""
     if not hasattr(source, "rounds"):
         source = WallClock(source)
     cfg = {**DEFAULTS, **{k: v for k, v in settings.items() if k in DEFAULTS}}
@@ -220,6 +224,8 @@ def measure(source: RoundSource | Callable[[], Any], settings: dict[str, Any],
     clock = time.perf_counter_ns
     t0 = clock()
     ref_before = reference.probe() if reference else None
+    memory = memory if reference else None
+    mem_before = memory.probe() if memory else None
     t1 = clock()
     source.warm_up(float(cfg["warmup_ms"]))
     t2 = clock()
@@ -245,10 +251,11 @@ def measure(source: RoundSource | Callable[[], Any], settings: dict[str, Any],
         warnings.append(f"CoV {best['cov']:.1%} above {cfg['cov_threshold']:.0%} after {len(attempts)} attempts")
     if reference is None:
         return {**best, "attempts": len(attempts), "reference_ms": [], "reference_baseline_ms": None,
-                "reference_kernel": None, "drift": False, "valid": not warnings, "warnings": warnings,
-                "settings": cfg, "phase_ms": phases}
+                "reference_kernel": None, "memory_probe_ms": [], "memory_probe_kernel": None, "drift": False,
+                "valid": not warnings, "warnings": warnings, "settings": cfg, "phase_ms": phases}
     t0 = clock()
     ref_after = reference.probe()
+    mem_after = memory.probe() if memory else None
     phases["reference"] += (clock() - t0) / 1e6
     baseline = float(settings.get("reference_baseline_ms") or reference.baseline())
     drift = max(abs(ref_before / baseline - 1.0), abs(ref_after / baseline - 1.0))
@@ -261,6 +268,8 @@ def measure(source: RoundSource | Callable[[], Any], settings: dict[str, Any],
         "reference_ms": [ref_before, ref_after],
         "reference_baseline_ms": baseline,
         "reference_kernel": reference.name,
+        "memory_probe_ms": [mem_before, mem_after] if memory else [],
+        "memory_probe_kernel": memory.name if memory else None,
         "drift": drifted,
         "valid": not warnings,
         "warnings": warnings,

@@ -48,7 +48,7 @@ from hwnas import backends, speed
 from hwnas.agent_client import AgentClient, file_sha256
 from hwnas.config import DeviceConfig
 from hwnas.errors import BadInput
-from hwnas.operators import conv_relu
+from hwnas.operators import conv_relu, pointwise_conv
 from hwnas.store import Measurement, Store
 from lut.atomic import write_bytes_atomic
 
@@ -57,6 +57,11 @@ SWEEP_SESSIONS = "sweep"
 MIN_BASELINE_PROBES = 10
 PROBE_MODEL = (16, 16, 28, 0)
 """The drift probe: conv 3x3 16->16 on 28x28 (about 27 µs on a 2-core EPYC VM), weights seed 0."""
+MEMORY_PROBE_MODEL = (2048, 1024)
+"""The memory probe: conv 1x1 2048->1024 on a 1x1 map, 8.4 MB of weights, which no core's L2 holds, so
+every call streams them from the last-level cache or memory (about 0.3 ms, 27 GB/s, on the 2-core Xeon VM).
+A kernel whose weights outgrow the caches slows with it, not with the drift probe (see
+:mod:`hwnas.speed`)."""
 PROBE_IR = 10
 """ONNX IR version of the probe: device runtimes from onnxruntime 1.20 on read it (opset 17 needs >= 8)."""
 
@@ -154,33 +159,36 @@ def device_settings(device: DeviceConfig, input_shapes: dict[str, list[int]] | N
     return settings
 
 
-def write_probe(path: Path) -> Path:
-    """Write the drift-probe model (:data:`PROBE_MODEL`) at ONNX IR :data:`PROBE_IR`, atomically."""
+def write_probe(path: Path, memory: bool = False) -> Path:
+    """Write the drift-probe model (:data:`PROBE_MODEL`), or with ``memory`` the memory probe
+    (:data:`MEMORY_PROBE_MODEL`), at ONNX IR :data:`PROBE_IR`, atomically."""
     import onnx
 
     source = path.with_name(f".{path.name}.{uuid.uuid4().hex}.src")  # devices write it concurrently
-    model = onnx.load(str(conv_relu(source, *PROBE_MODEL)))
+    model = onnx.load(str(pointwise_conv(source, *MEMORY_PROBE_MODEL) if memory else conv_relu(source, *PROBE_MODEL)))
     source.unlink()
     model.ir_version = PROBE_IR
     return write_bytes_atomic(path, model.SerializeToString())
 
 
-def probe_file(workspace: Path) -> Path:
-    """The drift-probe model of a workspace (``onnx/reference/probe.onnx``), written once."""
-    path = Path(workspace) / "onnx" / "reference" / "probe.onnx"
-    return path if path.is_file() else write_probe(path)
+def probe_file(workspace: Path, memory: bool = False) -> Path:
+    """The drift-probe model of a workspace (``onnx/reference/probe.onnx``), or with ``memory`` the memory
+    probe (``memory_probe.onnx``), written once."""
+    path = Path(workspace) / "onnx" / "reference" / ("memory_probe.onnx" if memory else "probe.onnx")
+    return path if path.is_file() else write_probe(path, memory)
 
 
 def drift_settings(store: Store, device: str, client: AgentClient) -> dict[str, Any]:
     """Measure settings for the drift probe: the probe model (a small fixed conv the agent runs
-    in ONNX Runtime when it has it; :data:`PROBE_MODEL`) and, once the store holds at least
-    MIN_BASELINE_PROBES probes of that kernel on this device by this agent version, their
-    median as the baseline."""
+    in ONNX Runtime when it has it; :data:`PROBE_MODEL`), the memory probe (:data:`MEMORY_PROBE_MODEL`,
+    timed before and after every session) and, once the store holds at least MIN_BASELINE_PROBES probes
+    of the drift probe on this device by this agent version, their median as the baseline."""
     sha = client.load(probe_file(store.path.parent), "onnx")
+    memory = client.load(probe_file(store.path.parent, memory=True), "onnx")
     has_ort = (client.facts.get("runtimes") or {}).get("onnxruntime") is not None
     kernel = probe_name(sha if has_ort else None)
     probes = store.reference_probes(device, str(client.facts.get("agent", "?")), kernel)
-    settings: dict[str, Any] = {"probe_model": sha}
+    settings: dict[str, Any] = {"probe_model": sha, "memory_probe_model": memory}
     if len(probes) >= MIN_BASELINE_PROBES:
         settings["reference_baseline_ms"] = statistics.median(probes)
     return settings
@@ -242,6 +250,7 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         "reference_ms": [r["reference_ms"] for r in results],
         "reference_baseline_ms": results[0].get("reference_baseline_ms"),
         "reference_kernel": results[0].get("reference_kernel"),
+        "memory_probe_kernel": results[0].get("memory_probe_kernel"),
         "phase_ms": [r.get("phase_ms") for r in results],
         **speed.session_stats(results),
         "emulated": bool(client.facts.get("emulated")),  # timed under an emulator: says nothing of real speed

@@ -56,6 +56,22 @@ def build(name: str, out_dir: Path, seed: int = 0) -> Path:
     return write_bytes_atomic(out_dir / f"{name}.onnx", model.SerializeToString())
 
 
+def _write(path: Path, graph: onnx.GraphProto) -> Path:
+    return write_bytes_atomic(path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+                              .SerializeToString())
+
+
+def pointwise_conv(path: Path, cin: int, cout: int, seed: int = 0) -> Path:
+    """Write a Conv1x1 model on a 1×cin×1×1 input (deterministic weights): cin·cout weights read once per call."""
+    rng = np.random.default_rng(seed)
+    weight = numpy_helper.from_array(rng.standard_normal((cout, cin, 1, 1)).astype(np.float32) * 0.1, "w")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"])], "pointwise_conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, cout, 1, 1])], [weight])
+    return _write(path, graph)
+
+
 def conv_relu(path: Path, cin: int, cout: int, size: int, seed: int = 0) -> Path:
     """Write a Conv3x3 (padding 1) + Relu model on a 1×cin×size×size input (deterministic weights)."""
     rng = np.random.default_rng(seed)
@@ -64,5 +80,4 @@ def conv_relu(path: Path, cin: int, cout: int, size: int, seed: int = 0) -> Path
         [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["y"], ["z"])],
         "conv_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, size, size])],
         [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, cout, size, size])], [weight])
-    return write_bytes_atomic(path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-                              .SerializeToString())
+    return _write(path, graph)

@@ -37,13 +37,17 @@ def relative_median(result: dict[str, Any]) -> float | None:
 
 def session_stats(results: list[dict[str, Any]]) -> dict[str, Any]:
     """The stored statistics of speed normalisation for one item's sessions (all of them: drift is
-    what normalisation corrects): per-session relative medians, their median, the probes' median."""
+    what normalisation corrects): per-session relative medians, their median, the probes' median, and
+    the memory probes (before and after each session) with their median."""
     relative = [relative_median(r) for r in results]
     found = [x for x in relative if x is not None]
     probes = [p for r in results for p in r.get("reference_rounds_ms") or []]
+    memory = [p for r in results for p in r.get("memory_probe_ms") or []]
     return {"relative_medians": relative, "relative_latency": statistics.median(found) if found else None,
             "reference_rounds_ms": [r.get("reference_rounds_ms") or [] for r in results],
-            "reference_rounds_median_ms": statistics.median(probes) if probes else None}
+            "reference_rounds_median_ms": statistics.median(probes) if probes else None,
+            "memory_probe_ms": [r.get("memory_probe_ms") or [] for r in results],
+            "memory_probe_median_ms": statistics.median(memory) if memory else None}
 
 
 class Normaliser:

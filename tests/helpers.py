@@ -31,6 +31,7 @@ def local_config(tmp: Path, name: str = "local", measurement: str = FAST_MEASURE
     return path
 
 
-def probe_model_file(tmp: Path) -> str:
-    """The file name of the drift-probe model in an agent's model cache (it is shipped with every run)."""
-    return f"{file_sha256(write_probe(tmp / 'probe.onnx'))}.onnx"
+def probe_model_files(tmp: Path) -> list[str]:
+    """The file names of the drift-probe and memory-probe models in an agent's model cache (both are
+    shipped with every run)."""
+    return [f"{file_sha256(write_probe(tmp / f'probe{memory}.onnx', memory))}.onnx" for memory in (False, True)]

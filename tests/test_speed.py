@@ -4,6 +4,7 @@ import json
 import statistics
 
 import numpy as np
+import onnx
 import pytest
 
 from device_agents import timing
@@ -30,6 +31,16 @@ def test_the_reference_kernel_is_timed_after_every_round_when_asked(on):
     assert result["phase_ms"]["rounds"] > 0 and result["phase_ms"]["reference"] > 0
 
 
+def test_the_memory_probe_is_timed_before_and_after_beside_the_reference_kernel():
+    settings = {"warmup_ms": 1, "repeat": 3, "min_repeat_ms": 1, "max_remeasure": 0}
+    memory = timing.ReferenceKernel(_matmul(), "memory", calls=1)
+    result = timing.measure(_matmul(), settings, timing.ReferenceKernel(), memory)
+    assert len(result["memory_probe_ms"]) == 2 and min(result["memory_probe_ms"]) > 0
+    assert result["memory_probe_kernel"] == "memory" and len(result["reference_ms"]) == 2
+    bare = timing.measure(_matmul(), settings, None, memory)  # a source that cannot drift: no probe at all
+    assert bare["memory_probe_ms"] == [] and bare["memory_probe_kernel"] is None
+
+
 def test_a_session_s_relative_time_is_the_median_of_round_over_probe():
     # a codec-level check of the arithmetic: the second half of the rounds ran on a machine twice as slow
     slow_half = {"rounds_ms": [1.0, 1.0, 2.0, 2.0, 2.0], "reference_rounds_ms": [0.5, 0.5, 1.0, 1.0, 1.0]}
@@ -39,6 +50,9 @@ def test_a_session_s_relative_time_is_the_median_of_round_over_probe():
     assert stats["relative_medians"] == [pytest.approx(2.0), pytest.approx(3.0)]
     assert stats["relative_latency"] == pytest.approx(2.5)
     assert stats["reference_rounds_median_ms"] == pytest.approx(1.0)
+    assert stats["memory_probe_median_ms"] is None and stats["memory_probe_ms"] == [[], []]
+    probed = speed.session_stats([{**slow_half, "memory_probe_ms": [2.0, 3.0]}, {"memory_probe_ms": [5.0, 4.0]}])
+    assert probed["memory_probe_ms"] == [[2.0, 3.0], [5.0, 4.0]] and probed["memory_probe_median_ms"] == 3.5
 
 
 def _measure(cfg, models, capsys):
@@ -73,6 +87,21 @@ def test_normalised_latency_uses_one_reference_speed_fixed_in_the_store(tmp_path
     with Store(tmp_path / "ws")._transaction() as db:
         db.execute("UPDATE measurements SET stats=json_set(stats, '$.reference_rounds_median_ms', 99.0)")
     assert speed.Normaliser(Store(tmp_path / "ws")).reference_speed("local", m.stats["reference_kernel"]) == ref
+
+
+def test_every_session_stores_the_memory_probe_of_a_model_bigger_than_a_core_s_cache(tmp_path, capsys):
+    from hwnas.measure import probe_file
+
+    cfg = local_config(tmp_path, measurement=MEASUREMENT)
+    _measure(cfg, [conv_model(tmp_path / "m.onnx")], capsys)
+    [m] = Store(tmp_path / "ws").select("local")
+    probes = m.stats["memory_probe_ms"]
+    assert [len(p) for p in probes] == [2, 2] and min(min(p) for p in probes) > 0  # before and after, per session
+    assert m.stats["memory_probe_median_ms"] == pytest.approx(statistics.median([p for s in probes for p in s]))
+    kernel = m.stats["memory_probe_kernel"]
+    assert kernel.startswith("onnxruntime:") and kernel != m.stats["reference_kernel"]
+    weights = onnx.load(str(probe_file(tmp_path / "ws", memory=True))).graph.initializer
+    assert sum(np.prod(w.dims) for w in weights) * 4 >= 8e6  # 8 MB: more than any core's L2 here
 
 
 def test_profiles_carry_the_reference_kernel_around_them(tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from hwnas.cli import main
 from hwnas.store import Store
 from tests import sshd_harness as harness
-from tests.helpers import probe_model_file
+from tests.helpers import probe_model_files
 
 # drift retries off: see tests/helpers.py
 FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"
@@ -93,7 +93,7 @@ def test_hostile_device_name_workdir_and_python_path_run_nothing(tmp_path, ssh_s
     rows = json.loads(captured.out)
     assert [r["device"] for r in rows] == [name, name]
     assert sorted(p.name for p in (workdir / "models").iterdir()) == sorted(
-        [f"{r['sha256']}.onnx" for r in rows] + [probe_model_file(tmp_path)])
+        [f"{r['sha256']}.onnx" for r in rows] + probe_model_files(tmp_path))
     for place in (Path.home(), tmp_path, Path("/"), Path("/tmp"), workdir):
         for mark in marks:
             assert not (place / mark).exists(), f"a remote shell ran an injected command ({place / mark})"

@@ -11,7 +11,7 @@ import device_agents
 from hwnas.cli import main
 from hwnas.store import Store
 from tests import sshd_harness as harness
-from tests.helpers import probe_model_file
+from tests.helpers import probe_model_files
 
 # drift retries off: see tests/helpers.py
 FAST = "{warmup_ms: 0, repeat: 3, min_repeat_ms: 1, sessions: 1, timeout_s: 30, drift_threshold: 1000}"
@@ -50,7 +50,7 @@ def test_check_and_measure_over_ssh_deploys_by_hash_once(tmp_path, ssh_server, c
     assert code == 0, err
     assert [r["model"] for r in rows] == list(map(str, models)) and all(r["latency_ms"] > 0 for r in rows)
     cached = sorted((remote / "models").iterdir())
-    assert [p.name for p in cached] == sorted([f"{r['sha256']}.onnx" for r in rows] + [probe_model_file(tmp_path)])
+    assert [p.name for p in cached] == sorted([f"{r['sha256']}.onnx" for r in rows] + probe_model_files(tmp_path))
     model_stamps = [p.stat().st_mtime_ns for p in cached]
 
     code, rows, err = run_json(capsys, "measure", "--config", str(cfg), "--device", "loop",
