@@ -161,8 +161,8 @@ def initial_configs(seed: int, scale: float = 1.0) -> list[dict[str, Any]]:
 def kernel_times(model: Any, kernels: list[Any], nodes: list[dict[str, Any]], less_us: float = 0.0
                  ) -> tuple[dict[int, float], list[dict[str, Any]], float]:
     """A network's profiled node times per kernel of its split: ``{kernel index: µs}`` (a node matched
-    to the kernel whose source nodes or outputs carry its name, less the runtime's ``_nchwc`` and
-    ``/<fusion>/`` decorations), the layout-reorder nodes (named by the runtime, not the graph), and the
+    to the kernel whose source nodes or outputs carry its name, less the runtime's decorations: see
+    :data:`RUNTIME_SUFFIX`), the layout-reorder nodes (named by the runtime, not the graph), and the
     µs of nodes matched to no kernel. Every node's time is taken less ``less_us`` (at least 0; the
     reorder nodes' ``dur_us`` too)."""
     by_name = {n.name: n for n in model.graph.node}
@@ -180,8 +180,8 @@ def kernel_times(model: Any, kernels: list[Any], nodes: list[dict[str, Any]], le
         if node["op_type"] in kernel_rules.REORDERS:
             reorders.append({**node, "dur_us": dur})
             continue
-        name = node["name"].removesuffix("_nchwc")
-        i = owner.get(name, owner.get(FUSION_SUFFIX.sub("", name)))
+        name = node["name"]
+        i = owner.get(name, owner.get(name.removesuffix("_nchwc"), owner.get(RUNTIME_SUFFIX.sub("", name))))
         if i is None:
             unmatched += dur
         else:
@@ -189,8 +189,10 @@ def kernel_times(model: Any, kernels: list[Any], nodes: list[dict[str, Any]], le
     return times, reorders, unmatched
 
 
-FUSION_SUFFIX = re.compile(r"/[A-Za-z]+Fusion/?$")
-"""What ONNX Runtime appends to the name of a node it fused (``mul9/QuickGeluFusion/``)."""
+RUNTIME_SUFFIX = re.compile(r"(/[A-Za-z]+Fusion/?|_bn)?(_nchwc)?$")
+"""What ONNX Runtime appends to the name of a node it rewrote: ``/QuickGeluFusion/`` to a node it fused
+(``mul9/QuickGeluFusion/``), ``_bn`` to a lone BatchNormalization it turned into a convolution (on AVX2,
+where the channel count fits its 8-wide blocks), ``_nchwc`` to a node it moved to the blocked layout."""
 MAX_UNMATCHED = 0.05
 """A context network whose profile has more than this share of its time in nodes matched to no kernel
 of its split is not used (its split and the runtime disagree)."""

@@ -467,16 +467,19 @@ class Store:
                 probes += [float(v) for v in pair or [] if isinstance(v, (int, float)) and v > 0]
         return probes
 
-    def round_probe_medians(self, device: str, kernel: str, limit: int) -> list[float]:
-        """Per measurement, the median of its per-round reference-kernel probes (``kernel``), for the
-        oldest ``limit`` measurements of ``device`` that have them."""
+    def round_probe_medians(self, device: str, kernel: str, limit: int, memory: bool = False) -> list[float]:
+        """Per measurement, the median of its per-round reference-kernel probes (``kernel``), or with
+        ``memory`` of its memory probes (memory-probe kernel ``kernel``), for the oldest ``limit``
+        measurements of ``device`` that have them."""
+        value_key, kernel_key = (("memory_probe_median_ms", "memory_probe_kernel") if memory
+                                 else ("reference_rounds_median_ms", "reference_kernel"))
         with self._reading():
             rows = self._db.execute("SELECT stats FROM measurements WHERE device=? ORDER BY id", (device,)).fetchall()
         medians = []
         for (stats,) in rows:
             stats = json.loads(stats)
-            value = stats.get("reference_rounds_median_ms")
-            if stats.get("reference_kernel") == kernel and isinstance(value, (int, float)) and value > 0:
+            value = stats.get(value_key)
+            if stats.get(kernel_key) == kernel and isinstance(value, (int, float)) and value > 0:
                 medians.append(float(value))
                 if len(medians) == limit:
                     break

@@ -326,7 +326,9 @@ def test_context_network_kernels_train_as_they_run_in_the_network(built, tmp_pat
     total = sum(n["dur_us"] for n in nodes)
     assert unmatched <= MAX_UNMATCHED * total
     assert {kernels[i].type for i in times} >= {"conv", "dwconv", "concat", "split", "shuffle", "pool", "globalpool",
-                                                 "gemm", "softmax", "norm"}
+                                                 "gemm", "softmax"} | ({"norm"} if not rules.bn_as_conv else set())
+    lone_bn = [i for i, k in enumerate(kernels) if k.nodes[0].startswith("batchnormalization")]
+    assert lone_bn and all(i in times for i in lone_bn)  # as a norm, or on AVX2 as a Conv named <bn>_bn_nchwc
     assert any(kernels[i].op == "Swish" for i in times)  # x * sigmoid(x), profiled under its fusion's name
     rows, _ = kernel_fit.training_rows(store, device, rules)
     inside = [(k, us) for rs in rows.values() for c, k, us in rs if c.get("network") == net.model_sha256]

@@ -62,7 +62,7 @@ def _measure(cfg, models, capsys):
     return json.loads(out)
 
 
-def test_normalised_latency_uses_one_reference_speed_fixed_in_the_store(tmp_path, capsys):
+def test_normalised_latency_uses_one_memory_speed_fixed_in_the_store(tmp_path, capsys):
     cfg = local_config(tmp_path, measurement=MEASUREMENT)
     models = [conv_model(tmp_path / f"m{i}.onnx", seed=i) for i in range(speed.SPEED_MEASUREMENTS + 1)]
     first = _measure(cfg, models[:speed.SPEED_MEASUREMENTS - 1], capsys)
@@ -75,18 +75,32 @@ def test_normalised_latency_uses_one_reference_speed_fixed_in_the_store(tmp_path
 
     second = _measure(cfg, models[speed.SPEED_MEASUREMENTS - 1:], capsys)
     normaliser = speed.Normaliser(Store(tmp_path / "ws"))
-    ref = normaliser.reference_speed("local", m.stats["reference_kernel"])
+    memory = normaliser.reference_speed("local", m.stats["memory_probe_kernel"], memory=True)
     everything = Store(tmp_path / "ws").select("local", newest_only=False)
-    oldest = [x.stats["reference_rounds_median_ms"] for x in everything[:speed.SPEED_MEASUREMENTS]]
-    assert ref == pytest.approx(statistics.median(oldest))
-    for row, stored in zip(second, everything[speed.SPEED_MEASUREMENTS - 1:]):
-        assert row["normalised_ms"] == pytest.approx(stored.stats["relative_latency"] * ref)
+    oldest = [x.stats["memory_probe_median_ms"] for x in everything[:speed.SPEED_MEASUREMENTS]]
+    assert memory == pytest.approx(statistics.median(oldest))
+    for row, stored in zip(second, everything[speed.SPEED_MEASUREMENTS - 1:]):  # raw × memory speed ÷ its probe
+        probe = stored.stats["memory_probe_median_ms"]
+        assert row["normalised_ms"] == pytest.approx(stored.latency_ms * memory / probe)
         assert row["latency_ms"] == stored.latency_ms  # the raw median is kept as it was
 
-    # later measurements do not move the constant, even if their probes run at another speed
+    # a measurement stored before the memory probe existed falls back to its round probes
+    ref = normaliser.reference_speed("local", m.stats["reference_kernel"])
+    assert ref == pytest.approx(statistics.median(x.stats["reference_rounds_median_ms"]
+                                                  for x in everything[:speed.SPEED_MEASUREMENTS]))
     with Store(tmp_path / "ws")._transaction() as db:
-        db.execute("UPDATE measurements SET stats=json_set(stats, '$.reference_rounds_median_ms', 99.0)")
-    assert speed.Normaliser(Store(tmp_path / "ws")).reference_speed("local", m.stats["reference_kernel"]) == ref
+        db.execute("UPDATE measurements SET stats=json_remove(stats, '$.memory_probe_median_ms') WHERE id=?",
+                   (everything[-1].id,))
+    [old] = [x for x in Store(tmp_path / "ws").select("local") if x.id == everything[-1].id]
+    assert normaliser.normalised_ms(old) == pytest.approx(old.stats["relative_latency"] * ref)
+
+    # later measurements do not move the constants, even if their probes run at another speed
+    with Store(tmp_path / "ws")._transaction() as db:
+        db.execute("UPDATE measurements SET stats=json_set(stats, '$.reference_rounds_median_ms', 99.0, "
+                   "'$.memory_probe_median_ms', 99.0)")
+    again = speed.Normaliser(Store(tmp_path / "ws"))
+    assert again.reference_speed("local", m.stats["reference_kernel"]) == ref
+    assert again.reference_speed("local", m.stats["memory_probe_kernel"], memory=True) == memory
 
 
 def test_every_session_stores_the_memory_probe_of_a_model_bigger_than_a_core_s_cache(tmp_path, capsys):
