@@ -52,8 +52,11 @@ def hwnas(*args: str) -> tuple[float, Any]:
 
 
 def machine() -> dict[str, Any]:
-    """Where a figure was taken."""
-    return {"host": platform.node(), "cpus": os.cpu_count(), "loadavg_before": os.getloadavg(),
+    """Where a figure was taken (the CPU too: the same bench differs between an AVX2 and an AVX-512 host)."""
+    from device_agents.facts import cpu_model, vector_isa
+
+    return {"host": platform.node(), "cpu": cpu_model(), "vector_isa": vector_isa(), "cpus": os.cpu_count(),
+            "loadavg_before": os.getloadavg(),
             "python": platform.python_version()}
 
 

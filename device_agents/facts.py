@@ -25,6 +25,23 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_VECTOR_ISAS = ("avx512f", "avx2", "avx", "sse4_2", "sve", "asimd", "neon")
+"""Vector extensions, widest first, as /proc/cpuinfo names them (x86 ``flags``, ARM ``Features``)."""
+
+
+def vector_isa() -> str | None:
+    """The widest vector extension the CPU reports, or None when unknown or emulated. It decides ONNX
+    Runtime's blocked-layout width (8 floats on AVX2, 16 on AVX-512) and with it how kernels fuse."""
+    if emulated():
+        return None
+    flags: set[str] = set()
+    for line in (_read("/proc/cpuinfo") or "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    return next((isa for isa in _VECTOR_ISAS if isa in flags), None)
+
+
 _X86_MARKERS = ("GenuineIntel", "AuthenticAMD", " sse2 ")
 
 
@@ -68,6 +85,7 @@ def collect(runtimes: dict[str, str | None], providers: list[str], agent: str) -
         "emulated": emulated(),
         "system": f"{platform.system()} {platform.release()}",
         "cpu": cpu_model(),
+        "vector_isa": vector_isa(),
         "cores": os.cpu_count(),
         "affinity": affinity,
         "governor": governors(),

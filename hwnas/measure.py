@@ -267,7 +267,8 @@ def combine(device: DeviceConfig, client: AgentClient, item: Item, results: list
         raw=[r["rounds_ms"] for r in results], sessions=len(used), session_spread=spread,
         valid=all(r["valid"] for r in used), warnings=warnings, space=item.space, arch=item.arch,
         source=item.source,
-        facts={k: facts.get(k) for k in ("cpu", "cores", "governor", "loadavg", "hostname", "machine", "emulated")},
+        facts={k: facts.get(k) for k in ("cpu", "vector_isa", "cores", "governor", "loadavg", "hostname", "machine",
+                                         "emulated")},
         request_key=key,
     )
 

@@ -2,6 +2,7 @@
 import os
 import signal
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,9 @@ def test_hello_reports_device_facts(agent):
     assert facts["protocol"] == 1 and facts["cores"] >= 1 and facts["memory_bytes"] > 0
     assert facts["runtimes"]["onnxruntime"] and "CPUExecutionProvider" in facts["providers"]
     assert facts["agent"].startswith("0.1.0+") and facts["python"].startswith("3.")
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    widest = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else facts["vector_isa"]
+    assert facts["vector_isa"] == widest
 
 
 def test_model_bytes_travel_once(agent, tmp_path):
