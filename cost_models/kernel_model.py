@@ -10,7 +10,8 @@ call's fixed cost, shared out over a sample's nodes by its profile:
 :func:`hwnas.kernel_fit.training_rows`).
 ``scale`` and ``base_ms`` map a sum of kernel times to the latency the measurement protocol
 reports (a call's fixed cost, the return of its outputs); they are fitted on the same kernel
-samples (:func:`fit_calibration`), and replaced by a whole-network calibration when one is fitted.
+samples (:func:`fit_calibration`), and replaced by a whole-network calibration when one is fitted
+and passes :func:`hwnas.kernel_fit.calibration_check`.
 After fitting, the trees are kept as plain arrays (:class:`TreeEnsemble`) and evaluated with
 numpy, so a saved predictor is JSON, loads without scikit-learn's pickles and predicts the same
 on any later version.
@@ -377,9 +378,7 @@ class KernelPredictor:
         total = self.base_ms + self.scale * float(us.sum()) / 1000.0 + self.out_ms_per_melem * outputs / 1e6
         net = self.manifest.get("network_calibration")
         if net:  # whole-network calibration replaces the sample one
-            total = (net["base_ms"] + net["scale"] * float(us.sum()) / 1000.0
-                     + net["per_mweight_ms"] * weights / 1e6
-                     + net["per_kernel_ms"] * len(kernels))
+            total = network_calibrated_ms(net, float(us.sum()) / 1000.0, weights, len(kernels))
         # kernel errors of one type are correlated in a model: add their stds per type, combine types in quadrature
         per_type = [sum(float(us[i] * rel[i]) for i in idx) for idx in by_type.values()]
         std = (net["scale"] if net else self.scale) * math.sqrt(sum(s * s for s in per_type)) / 1000.0
@@ -452,6 +451,13 @@ def fit_network_calibration(raw_ms: Sequence[float], weights_m: Sequence[float],
     out["rmspe"] = float(np.sqrt(np.mean((fitted / y - 1) ** 2)))
     out["n"] = len(y)
     return out
+
+
+def network_calibrated_ms(calibration: dict[str, float], kernel_sum_ms: Any, weights: Any, kernels: Any) -> Any:
+    """A network's latency under a whole-network ``calibration`` (:func:`fit_network_calibration`) from the sum
+    of its kernel predictions, its convolution weights and its kernel count (floats or numpy arrays)."""
+    return (calibration["base_ms"] + calibration["scale"] * kernel_sum_ms
+            + calibration["per_mweight_ms"] * weights / 1e6 + calibration["per_kernel_ms"] * kernels)
 
 
 def output_numel(model: Any) -> int:

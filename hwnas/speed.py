@@ -15,7 +15,7 @@ falls back to its relative time × the device's reference speed. The memory prob
 yardstick on ``local`` (``bench/results/predict_accuracy.json``, stop 18): within one build the
 reference kernel slowed by ×1.35-1.5 while kernels and networks slowed far less, and dividing by it
 put the predictor at 59% within ±10% where raw latencies give 82% and memory-probe normalisation
-80% (with the lowest RMSPE, 8.9%, and the lowest kernel validation error).
+81% (with the lowest RMSPE, 8.8%, and the lowest kernel validation error).
 
 The **reference speed** and **memory speed** of a device turn these back into milliseconds: the
 median probe time of its first :data:`SPEED_MEASUREMENTS` measurements with that probe, fixed in

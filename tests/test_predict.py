@@ -347,7 +347,20 @@ def test_context_network_kernels_train_as_they_run_in_the_network(built, tmp_pat
     assert shared_ms == pytest.approx(expected_ms, rel=0.02)  # floors of tiny kernels aside
     without, _ = kernel_fit.training_rows(store, device, rules, networks=False)
     assert not any("network" in c for rs in without.values() for c, _k, _us in rs)
+    _check_calibration_on_context_networks(kernel_model.load(built[1])[0], store, device)
     store.close()
+
+
+def _check_calibration_on_context_networks(predictor, store, device):
+    """A whole-network calibration is adopted only when it predicts the stored context networks no worse
+    than the samples' own: the samples' calibration itself passes, one charging 1 ms a kernel does not."""
+    from hwnas.kernel_fit import calibration_check
+    same = {"base_ms": predictor.base_ms, "scale": predictor.scale, "per_mweight_ms": 0.0, "per_kernel_ms": 0.0}
+    check = calibration_check(predictor, same, store, device)
+    assert check["networks"] == 1 and check["adopted"]
+    assert check["network_rmspe"] == pytest.approx(check["sample_rmspe"])
+    worse = calibration_check(predictor, {**same, "per_kernel_ms": 1.0}, store, device)
+    assert not worse["adopted"] and worse["network_rmspe"] > worse["sample_rmspe"] + 1.0
 
 
 def test_every_sampled_kernel_type_can_be_refined():
