@@ -192,8 +192,8 @@ def kernel_times(model: Any, kernels: list[Any], nodes: list[dict[str, Any]], le
 
 RUNTIME_SUFFIX = re.compile(r"(/[A-Za-z]+Fusion/?|_bn)?(_nchwc)?$")
 """What ONNX Runtime appends to the name of a node it rewrote: ``/QuickGeluFusion/`` to a node it fused
-(``mul9/QuickGeluFusion/``), ``_bn`` to a lone BatchNormalization it turned into a convolution (on AVX2,
-where the channel count fits its 8-wide blocks), ``_nchwc`` to a node it moved to the blocked layout."""
+(``mul9/QuickGeluFusion/``), ``_bn`` to a lone BatchNormalization on a blocked tensor it turned into a convolution
+(seen on the AVX2 host, ``FusionRules.bn_as_conv``), ``_nchwc`` to a node it moved to the blocked layout."""
 MAX_UNMATCHED = 0.05
 """A context network whose profile has more than this share of its time in nodes matched to no kernel
 of its split is not used (its split and the runtime disagree)."""
@@ -455,18 +455,19 @@ def network_calibration(predictor: kernel_model.KernelPredictor, store: Store, d
 
 def calibration_check(predictor: kernel_model.KernelPredictor, calibration: dict[str, float], store: Store,
                       device: DeviceConfig) -> dict[str, Any]:
-    """Whether the whole-network ``calibration`` predicts the stored context networks (200 of every block
-    kind and size, 0.1-20 ms, where the calibration networks are one search space's) at least as well as
+    """Whether the whole-network ``calibration`` predicts the stored context networks (every block kind,
+    0.1-20 ms on ``local``, where the calibration networks are one search space's) at least as well as
     the kernel samples' calibration: their RMSPE under each and ``adopted``. Fitted on networks of one
     size range, its per-kernel and fixed terms can extrapolate badly: on the AMD EPYC host (stop 19) it
     put 0.6 ms models at 3x their latency (context RMSPE 56% against 11%). Adopted when there are no
     context networks to check on."""
     normaliser = speed.Normaliser(store)
-    measured, sums, counts, weights = [], [], [], []
+    measured, sums, counts, weights, outputs = [], [], [], [], []
     for m in store.select(device.name, device.backend, item="network", space=SPACE):
         model = _network_graph(m)
         kernels = predictor.kernels(model)
-        p = predictor.predict_kernels(kernels, kernel_model.output_numel(model))
+        outputs.append(kernel_model.output_numel(model))
+        p = predictor.predict_kernels(kernels, outputs[-1])
         measured.append(normaliser.latency_ms(m))
         sums.append(sum(k["predicted_us"] for k in p.kernels) / 1000.0)
         counts.append(len(kernels))
@@ -475,7 +476,7 @@ def calibration_check(predictor: kernel_model.KernelPredictor, calibration: dict
         return {"networks": 0, "adopted": True}
     y, raw = np.asarray(measured), np.asarray(sums)
     network = kernel_model.network_calibrated_ms(calibration, raw, np.asarray(weights), np.asarray(counts))
-    sample = predictor.base_ms + predictor.scale * raw
+    sample = predictor.base_ms + predictor.scale * raw + predictor.out_ms_per_melem * np.asarray(outputs) / 1e6
     net_rmspe, sample_rmspe = (float(np.sqrt(np.mean((p / y - 1) ** 2))) for p in (network, sample))
     return {"networks": len(y), "network_rmspe": net_rmspe, "sample_rmspe": sample_rmspe,
             "adopted": net_rmspe <= sample_rmspe}
