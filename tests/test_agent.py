@@ -102,3 +102,14 @@ def test_version_mismatch_refused(tmp_path):
             client.request("ping")
     finally:
         client._process.kill()
+
+
+def test_vector_isa_reads_arm_features_and_is_none_under_emulation(monkeypatch):
+    """On ARM the widest extension comes from ``Features``; under qemu-user /proc/cpuinfo describes the
+    x86 host, so no extension is claimed."""
+    from device_agents import facts
+    monkeypatch.setattr(facts, "_read", lambda _path: "processor\t: 0\nFeatures\t: fp asimd evtstrm crc32\n")
+    monkeypatch.setattr(facts, "emulated", lambda: False)
+    assert facts.vector_isa() == "asimd"
+    monkeypatch.setattr(facts, "emulated", lambda: True)
+    assert facts.vector_isa() is None
