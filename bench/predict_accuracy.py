@@ -20,7 +20,9 @@ normalised latencies moved: the reference kernel (a small conv) is what
 normalisation divides by, so a model whose speed moved otherwise shows up there. The reference
 kernel's move between the build's measurements and the corpus's is reported too, and so is the
 memory probe's (a conv that streams 8 MB of weights, timed before and after every session; kernels
-whose weights outgrow the caches move with it). Also reports
+whose weights outgrow the caches move with it). The device's normalisation (fixed by the build's
+speed check) is recorded, with the noise floor under each of the three (``noise_floor_by_normaliser``):
+whether the check chose the one under which the corpus's re-measurements agree best. Also reports
 the predictor's build cost from the store (kernel samples measured, on-device seconds) and the
 load average. Writes
 ``bench/results/predict_accuracy.json`` (``predict_accuracy_<device>.json`` for a device other
@@ -233,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     from hwnas import config
     from hwnas.errors import BadInput
     from hwnas.predict import load_predictor, read_cnn
-    from hwnas.speed import Normaliser
+    from hwnas.speed import Normaliser, compare
     from hwnas.store import Store
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -255,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     store = Store(reg.workspace)
     predictor = load_predictor(reg, device.name)
     normaliser = Normaliser(store)
-    rows, pairs = [], []
+    rows, pairs, measurements = [], [], []
     for e in load(args.corpus):
         history = store.history(device.name, device.backend, f"onnx:{e['sha256']}")
         if not history:
@@ -263,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         p = predictor.predict_kernels(*read_cnn(e["path"], predictor))
         later = [remeasure_pair(history[0], m, normaliser) for m in history[1:]]
         pairs += later
+        measurements += [(history[0], m) for m in history[1:]]
         rows.append({"family": e["family"], "file": e["file"], "path": e["path"],
                      **(later[0] if later else {"measured_ms": normaliser.latency_ms(history[0]), "again_ms": None,
                                                 "raw_measured_ms": history[0].latency_ms, "raw_again_ms": None,
@@ -307,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
               "remeasure_pairs": len(pairs),
               "noise_floor_by_gap": noise_floor(pairs, BY_GAP),
               "noise_floor_by_reference_move": noise_floor(pairs, BY_REFERENCE_MOVE),
+              "normaliser": normaliser.check(device.name),
+              "noise_floor_by_normaliser": compare(measurements, normaliser)["scores"],
               "reference_kernel_corpus_vs_build": _corpus_vs_build(rows, "first_probe_ms",
                                                                    build["reference_kernel_median_ms"]),
               "memory_probe_corpus_vs_build": _corpus_vs_build(rows, "first_memory_probe_ms", build[MEMORY]),
@@ -332,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"×{g['reference_kernel_ratio'] or float('nan'):.3f}, memory probe "
                   f"×{g['memory_probe_ratio'] or float('nan'):.3f}, raw ratio by size third "
                   + " / ".join(f"{t['raw_ratio']:.3f}" for t in g["by_size_third"]))
+    check = result["normaliser"]
+    print(f"normalised by {check['method'] if check else 'memory probes where measured (no speed check)'}; "
+          "the corpus's re-measurements within ±10% under each: " + ", ".join(
+              f"{m} {s['within_10']:.1%}" for m, s in result["noise_floor_by_normaliser"].items() if s))
     for probe in ("reference_kernel", "memory_probe"):
         if result[f"{probe}_corpus_vs_build"]:
             print(f"{probe.replace('_', ' ')}: ×{result[f'{probe}_corpus_vs_build']:.3f} during the corpus's "

@@ -9,12 +9,15 @@ The steps of ``hwnas costmodel fit --device NAME --onnx-kernels``, each resumabl
    model through the sweep machinery (interleaved sessions, drift checks, per-node
    profile with shapes, stored as it finishes; a re-run measures only what is missing).
    Every sweep also measures the empty model, whose latency is one call's fixed cost.
-3. **fit** — per kernel type a regressor (:mod:`cost_models.kernel_model`) on
+3. **speed check** — a hundred kernel samples and twenty context networks of step 2 are measured
+   again and the device's normalisation is fixed (:func:`speed_check`; before the first fit, so every
+   fit trains under it).
+4. **fit** — per kernel type a regressor (:mod:`cost_models.kernel_model`) on
    log latency, cross-validated.
-4. **refine** — more samples next to the configurations with the worst validation
+5. **refine** — more samples next to the configurations with the worst validation
    error, in the types whose error is worst, until a round no longer improves the
    error by :data:`MIN_GAIN` (or ``rounds`` are done).
-5. **calibrate** — :data:`CALIBRATION_NETS` networks of hwnas's mbv3 search space (never
+6. **calibrate** — :data:`CALIBRATION_NETS` networks of hwnas's mbv3 search space (never
    an evaluation model) are measured, and the sum of kernel predictions is calibrated to
    their latency (:func:`network_calibration`); that calibration is kept only when it predicts
    the context networks no worse than the samples' own (:func:`calibration_check`).
@@ -59,6 +62,9 @@ CONTEXT_NETS = 200
 """Context networks measured per build, whose kernels are trained on as a network runs them."""
 SESSIONS = 2
 """Sessions per kernel sample (many samples average each other's noise; networks use the device's default)."""
+SPEED_CHECK_SAMPLES = 100
+SPEED_CHECK_NETS = 20
+"""Kernel samples and context networks a build measures twice to choose the device's normalisation."""
 
 
 @dataclass
@@ -71,6 +77,7 @@ class FitReport:
     measured: int = 0
     device_seconds: float = 0.0
     model_path: str = ""
+    speed_check: dict[str, Any] | None = None
 
 
 def runtime_version(registry: Registry, device: DeviceConfig, store: Store) -> str | None:
@@ -138,10 +145,10 @@ def measure(registry: Registry, device: DeviceConfig, store: Store, configs: lis
 
 
 def _measure_needs(registry: Registry, device: DeviceConfig, store: Store, needs: list[sweep.Need],
-                   quiet: bool, seed: int, sessions: int | None = None) -> tuple[int, float]:
+                   quiet: bool, seed: int, sessions: int | None = None, times: int = 1) -> tuple[int, float]:
     started = time.monotonic()
     reports = sweep.run(registry, [device], store, needs, uuid.uuid4().hex, "kernels", SPACE,
-                        sessions=sessions, per_node=True, quiet=quiet, seed=seed)
+                        sessions=sessions, per_node=True, quiet=quiet, seed=seed, times=times)
     report = reports[0]
     if report.error:  # the fleet has printed it: keep its exit code, do not print it again
         error = (BadInput if report.exit_code == BadInput.exit_code else DeviceFailure)(report.error)
@@ -352,6 +359,11 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
         measured, secs = measured + more, secs + more_secs
     report.measured += measured
     report.device_seconds += secs
+    if device.measurement.normalise:
+        report.speed_check, measured, secs = speed_check(registry, device, store, configs, context_nets, quiet, seed,
+                                                         log)
+        report.measured += measured
+        report.device_seconds += secs
     rows, calibration = training_rows(store, device, rules, networks=context_nets > 0)
     predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend, seed)
     report.rounds.append({"round": 0, "samples": len(configs), "context_networks": context_nets,
@@ -396,12 +408,48 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
             predictor.manifest["network_calibration_rejected"] = calibration
             log(f"calibration: the network calibration predicts the context networks worse (RMSPE "
                 f"{check['network_rmspe']:.1%} against {check['sample_rmspe']:.1%}); kept the samples' calibration")
+    predictor.manifest["normaliser"] = speed.Normaliser(store).check(device.name)
     predictor.manifest["build"] = {"rounds": len(report.rounds),
                                    "kernels_measured_total": sum(len(v) for v in rows.values()),
                                    "device_seconds_this_run": report.device_seconds}
     report.model_path = str(kernel_model.save(predictor, predictor_path(registry.workspace, device.name,
                                                                        device.backend)))
     return predictor, report
+
+
+def speed_check(registry: Registry, device: DeviceConfig, store: Store, configs: list[dict[str, Any]],
+                context_nets: int, quiet: bool, seed: int, log: Callable[[str], None] = lambda _m: None
+                ) -> tuple[dict[str, Any] | None, int, float]:
+    """The device's speed check (:func:`hwnas.speed.compare`): :data:`SPEED_CHECK_SAMPLES` of the first
+    round's kernel samples and :data:`SPEED_CHECK_NETS` of its context networks, spread over the round,
+    are measured a second time, and the normalisation under which the two measurements agree best is
+    fixed for the device. Returns (the check, models measured, device seconds); a device that has a
+    check keeps it and measures nothing (resumable: a re-run re-measures only what has one measurement)."""
+    normaliser = speed.Normaliser(store)
+    if normaliser.check(device.name):
+        return normaliser.check(device.name), 0, 0.0
+    samples = _spread(kernel_needs(configs, registry.workspace), SPEED_CHECK_SAMPLES)
+    nets = _spread(context_needs(registry.workspace, context_nets, seed), SPEED_CHECK_NETS) if context_nets else []
+    log(f"speed check: {len(samples)} kernel samples and {len(nets)} context networks measured once more")
+    measured, secs = _measure_needs(registry, device, store, samples, quiet, seed, sessions=SESSIONS, times=2)
+    if nets:
+        more, more_secs = _measure_needs(registry, device, store, nets, quiet, seed, times=2)
+        measured, secs = measured + more, secs + more_secs
+    histories = [store.history(device.name, device.backend, n.signature) for n in samples + nets]
+    check = speed.compare([(h[0], h[1]) for h in histories if len(h) >= 2], normaliser)
+    if check["method"] is None:
+        log(f"speed check: {check['pairs']} re-measured models are too few to choose a normalisation")
+        return check, measured, secs
+    log("speed check: re-measured within ±10% " + ", ".join(
+        f"{m} {s['within_10']:.0%}" for m, s in check["scores"].items()) + f"; normalising by {check['method']}")
+    return normaliser.fix_method(device.name, check), measured, secs
+
+
+def _spread(needs: list[sweep.Need], num: int) -> list[sweep.Need]:
+    """``num`` of ``needs`` evenly spaced over the list (a sweep measures it in a seeded random order, so
+    they are spread over the sweep's time too)."""
+    step = max(1, len(needs) // num) if num else len(needs) + 1
+    return needs[::step][:num]
 
 
 def context_needs(workspace: Path, num: int, seed: int) -> list[sweep.Need]:

@@ -499,10 +499,14 @@ class Store:
 
     def signatures(self, device: str, backend: str) -> set[str]:
         """Every signature stored for a device + backend (what a resumed sweep may skip)."""
+        return set(self.signature_counts(device, backend))
+
+    def signature_counts(self, device: str, backend: str) -> dict[str, int]:
+        """How many measurements each signature stored for a device + backend has."""
         with self._reading():
-            rows = self._db.execute("SELECT DISTINCT signature FROM measurements WHERE device=? AND backend=?",
-                                    (device, backend)).fetchall()
-        return {r[0] for r in rows}
+            rows = self._db.execute("SELECT signature, COUNT(*) FROM measurements WHERE device=? AND backend=? "
+                                    "GROUP BY signature", (device, backend)).fetchall()
+        return {sig: int(n) for sig, n in rows}
 
     def count(self, **where: Any) -> int:
         """Number of measurement rows matching column=value filters."""

@@ -121,12 +121,13 @@ def check_backend(registry: Registry, devices: Sequence[DeviceConfig], backend: 
 
 def run(registry: Registry, devices: Sequence[DeviceConfig], store: Store, needs: Sequence[Need],
         run_id: str, what: str, space: str, sessions: int | None = None, per_node: bool = False,
-        quiet: bool = False, seed: int = 0) -> list[SweepReport]:
-    """Measure on each device what it lacks of ``needs``; returns one report per device."""
+        quiet: bool = False, seed: int = 0, times: int = 1) -> list[SweepReport]:
+    """Measure on each device what it lacks of ``needs`` (a need with fewer than ``times`` measurements
+    is measured once more); returns one report per device."""
     reports, pending = [], {}
     for device in devices:
-        stored = store.signatures(device.name, device.backend)
-        missing = [n for n in needs if n.signature not in stored]
+        stored = store.signature_counts(device.name, device.backend)
+        missing = [n for n in needs if stored.get(n.signature, 0) < times]
         pending[device.name] = missing
         reports.append(SweepReport(device.name, device.backend, space, what, len(needs),
                                    len(needs) - len(missing)))
@@ -157,7 +158,8 @@ def run(registry: Registry, devices: Sequence[DeviceConfig], store: Store, needs
         if outcome is None:
             continue
         report.signatures = outcome.value or []
-        now = {n.signature for n in needs} & store.signatures(report.device, report.backend)
+        counts = store.signature_counts(report.device, report.backend)
+        now = {n.signature for n in needs if counts.get(n.signature, 0) >= times}
         report.measured = len(now) - report.stored_before
         if outcome.error:
             report.error, report.exit_code = str(outcome.error), outcome.error.exit_code

@@ -28,6 +28,16 @@ from tests.helpers import local_config
 TYPES = {"conv": 8, "dwconv": 6, "pool": 5, "globalpool": 4, "gemm": 4, "act": 5, "eltwise": 4, "concat": 4}
 
 
+def _configs():
+    """The kernel samples of the module's predictor: a few of each of :data:`TYPES`, kept small (the tests
+    are about the machinery, not the figures)."""
+    rng = np.random.default_rng(0)
+    configs = [c for kind, n in TYPES.items() for c in kernel_sampling.sample(kind, n, rng)]
+    for c in configs:
+        c["h"] = min(c.get("h", 1), 14)
+    return configs
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(config path, predictor path) of a small predictor measured on the local device."""
@@ -37,11 +47,7 @@ def built(tmp_path_factory):
     device = reg.device("local")
     store = Store(reg.workspace)
     rules, _ = kernel_fit.ensure_rules(reg, device, store)
-    rng = np.random.default_rng(0)
-    configs = [c for kind, n in TYPES.items() for c in kernel_sampling.sample(kind, n, rng)]
-    for c in configs:  # keep the samples small: the test is about the machinery, not the figures
-        c["h"] = min(c.get("h", 1), 14)
-    kernel_fit.measure(reg, device, store, configs, quiet=True)
+    kernel_fit.measure(reg, device, store, _configs(), quiet=True)
     rows, calibration = kernel_fit.training_rows(store, device, rules)
     predictor = kernel_model.fit(rules, rows, calibration, device.name, device.backend)
     path = kernel_model.save(predictor, predictor_path(reg.workspace, device.name, device.backend))
@@ -371,3 +377,30 @@ def test_every_sampled_kernel_type_can_be_refined():
         near = kernel_sampling.refine(kernel_sampling.sample(kind, 3, rng), 6, rng)
         assert len(near) == 6 and all(c["type"] == kind for c in near)
         onnx.checker.check_model(kernel_sampling.model(near[0]))
+
+
+def test_the_speed_check_measures_a_spread_of_samples_twice_and_fixes_the_device_s_normalisation(built, tmp_path,
+                                                                                                 monkeypatch):
+    """The build's speed check re-measures its share of the samples on the device, scores the three
+    normalisations on the pairs and fixes the best for the device; run again, it keeps that choice and
+    measures nothing."""
+    from hwnas import speed
+
+    shutil.copytree(built[2] / "ws", tmp_path / "ws")
+    reg = config.load(local_config(tmp_path))
+    device = reg.device("local")
+    store = Store(reg.workspace)
+    monkeypatch.setattr(kernel_fit, "SPEED_CHECK_SAMPLES", speed.MIN_CHECK_PAIRS + 2)
+    before = store.count()
+    check, measured, secs = kernel_fit.speed_check(reg, device, store, _configs(), 0, quiet=True, seed=0)
+    assert measured == speed.MIN_CHECK_PAIRS + 2 and secs > 0
+    assert store.count() == before + measured
+    twice = [sig for sig, n in store.signature_counts("local", "onnxruntime").items() if n == 2]
+    assert len(twice) == measured and all(store.node_profile(store.latest("local", "onnxruntime", sig).id)
+                                          for sig in twice)  # re-measured with a profile, as training reads it
+    assert check["pairs"] == measured and check["method"] in speed.METHODS
+    assert set(check["scores"]) == set(speed.METHODS)
+    assert all(0.0 <= s["within_10"] <= 1.0 and s["rmspe"] >= 0.0 for s in check["scores"].values())
+    assert speed.Normaliser(store).method("local") == check["method"]
+    assert kernel_fit.speed_check(reg, device, store, _configs(), 0, quiet=True, seed=0) == (check, 0, 0.0)
+    store.close()

@@ -144,3 +144,58 @@ def test_normalise_false_takes_no_round_probes(tmp_path, capsys):
     [m] = Store(tmp_path / "ws").select("local")
     assert row["normalised_ms"] is None
     assert m.stats["relative_latency"] is None and m.stats["reference_rounds_ms"] == [[], []]
+
+
+def _probed(store, sig, raw_ms, round_probe, memory_probe):
+    """Store a measurement of ``sig`` taken while the probes ran at the given times (reference speeds 1 ms)."""
+    from tests.test_store import measurement
+
+    m = measurement(raw_ms, signature=f"onnx:{sig}")
+    m.stats.update(relative_latency=raw_ms / round_probe, reference_kernel="ref",
+                   reference_rounds_median_ms=round_probe, memory_probe_kernel="mem",
+                   memory_probe_median_ms=memory_probe)
+    store.add(m)
+    return store.history("pi", "onnxruntime", f"onnx:{sig}")[-1]
+
+
+def test_the_speed_check_fixes_the_normalisation_under_which_re_measurements_agree(tmp_path):
+    """Between two measurements of each model the device slowed ×1.3 and its round probe with it, while
+    the memory probe wandered on its own: round probes put the pairs back together, so the check picks
+    rounds-v1, fixes it once for the device, and every latency (and profile) follows it."""
+    store = Store(tmp_path)
+    for key in ("rounds-v1:pi:ref", "memory-v1:pi:mem"):
+        store.set_meta_once(f"reference_speed:{key}", json.dumps({"ms": 1.0, "measurements": 20}))
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(speed.MIN_CHECK_PAIRS + 2):
+        ms = float(rng.uniform(0.5, 5.0))
+        pairs.append((_probed(store, i, ms, 1.0, 1.0),
+                      _probed(store, i, ms * 1.3, 1.3, float(rng.choice([0.8, 1.6])))))
+    normaliser = speed.Normaliser(store)
+    first, second = pairs[0]
+    assert normaliser.method("pi") is None  # before a check: memory probes where there are some
+    assert normaliser.latency_ms(second) == pytest.approx(second.latency_ms / second.stats["memory_probe_median_ms"])
+
+    check = speed.compare(pairs, normaliser)
+    assert check["pairs"] == len(pairs) and check["method"] == speed.METHOD
+    assert check["scores"][speed.METHOD] == {"within_10": 1.0, "rmspe": pytest.approx(0.0, abs=1e-12)}
+    assert check["scores"][speed.RAW]["within_10"] == 0.0 and check["scores"][speed.RAW]["rmspe"] == pytest.approx(0.3)
+    assert check["scores"][speed.MEMORY_METHOD]["within_10"] == 0.0
+    assert normaliser.fix_method("pi", check) == check
+    again = speed.Normaliser(store)  # fixed in the store: a new reader, even a later check, keeps it
+    assert again.fix_method("pi", {**check, "method": speed.RAW})["method"] == speed.METHOD
+    assert again.method("pi") == speed.METHOD and again.method("other") is None
+    assert again.latency_ms(second) == pytest.approx(first.latency_ms)
+    second.stats["profile_reference_ms"] = [1.3]
+    assert again.profile_scale(second) == pytest.approx(1 / 1.3)
+    assert again.latency_ms(second, speed.RAW) == second.latency_ms
+
+    raw = speed.Normaliser(Store(tmp_path / "raw"))
+    raw.store.set_meta_once("normaliser:pi", json.dumps({**check, "method": speed.RAW}))
+    assert raw.latency_ms(second) == second.latency_ms and raw.profile_scale(second) == 1.0
+    assert raw.reply_scale("pi", {"reference_kernel": "ref", "reference_ms": [2.0]}) == 1.0
+
+    few = speed.compare(pairs[:speed.MIN_CHECK_PAIRS - 1], normaliser)
+    assert few["method"] is None and few["pairs"] == speed.MIN_CHECK_PAIRS - 1
+    with pytest.raises(ValueError, match="without a method"):
+        normaliser.fix_method("pi2", few)

@@ -164,12 +164,16 @@ def run_fit_kernels(args: argparse.Namespace) -> int:
               "rules": report.rules_path, "kernels_measured_this_run": report.measured,
               "kernels_measured_total": predictor.manifest["build"]["kernels_measured_total"],
               "device_seconds_this_run": report.device_seconds, "rounds": report.rounds,
-              "cv": predictor.manifest["cv"]}
+              "cv": predictor.manifest["cv"], "normaliser": predictor.manifest["normaliser"]}
     if args.json:
         print_json(result)
     else:
         for kind, cv in sorted(predictor.manifest["cv"].items()):
             print(f"{kind:10s} {cv['n']:4d} samples  validation RMSPE {cv['rmspe']:.1%}  ±10% {cv['within_10']:.0%}")
+        check = predictor.manifest["normaliser"]
+        if check:
+            print(f"latencies normalised by {check['method']} (speed check: {check['pairs']} models measured twice, "
+                  + ", ".join(f"{m} {sc['within_10']:.0%} within ±10%" for m, sc in check["scores"].items()) + ")")
         print(f"measured {report.measured} models (kernel samples, context and calibration networks) in "
               f"{report.device_seconds:.0f} s -> {report.model_path}")
     return 0
