@@ -192,6 +192,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     from lut.atomic import atomic_path
 
@@ -216,6 +217,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     left.set_ylabel("÷ measured (speed-normalised)")
     for ax in (left, right):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # the decade labels only: minor ones overlap
         ax.axhspan(0.9, 1.1, color="tab:green", alpha=0.12, lw=0)
         ax.axhline(1.0, c="tab:green", lw=0.8)
         ax.set_xlabel(f"measured latency on {result['device']} (ms)")

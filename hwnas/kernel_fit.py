@@ -77,7 +77,6 @@ class FitReport:
     measured: int = 0
     device_seconds: float = 0.0
     model_path: str = ""
-    speed_check: dict[str, Any] | None = None
 
 
 def runtime_version(registry: Registry, device: DeviceConfig, store: Store) -> str | None:
@@ -360,8 +359,7 @@ def build(registry: Registry, device: DeviceConfig, store: Store, rounds: int = 
     report.measured += measured
     report.device_seconds += secs
     if device.measurement.normalise:
-        report.speed_check, measured, secs = speed_check(registry, device, store, configs, context_nets, quiet, seed,
-                                                         log)
+        _check, measured, secs = speed_check(registry, device, store, configs, context_nets, quiet, seed, log)
         report.measured += measured
         report.device_seconds += secs
     rows, calibration = training_rows(store, device, rules, networks=context_nets > 0)
