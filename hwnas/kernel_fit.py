@@ -448,8 +448,9 @@ def speed_check(registry: Registry, device: DeviceConfig, store: Store, configs:
 def _spread(needs: list[sweep.Need], num: int) -> list[sweep.Need]:
     """``num`` of ``needs`` evenly spaced over the list (a sweep measures it in a seeded random order, so
     they are spread over the sweep's time too)."""
-    step = max(1, len(needs) // num) if num else len(needs) + 1
-    return needs[::step][:num]
+    if num <= 0:
+        return []
+    return needs[::max(1, len(needs) // num)][:num]
 
 
 def context_needs(workspace: Path, num: int, seed: int) -> list[sweep.Need]:
