@@ -37,8 +37,6 @@ import json
 import statistics
 from typing import Any
 
-import numpy as np
-
 from hwnas.store import Measurement, Store
 
 SPEED_MEASUREMENTS = 20
@@ -191,19 +189,16 @@ def compare(pairs: list[tuple[Measurement, Measurement]], normaliser: Normaliser
     with the first (share within ±10% and RMSPE of second ÷ first, over the pairs every method can
     normalise), and ``method``, the one with the largest share (ties: the lower RMSPE, then
     :data:`METHODS` order); ``method`` is None with fewer than :data:`MIN_CHECK_PAIRS` pairs."""
-    ratios: dict[str, list[float]] = {method: [] for method in METHODS}
-    for first, second in pairs:
-        values = {method: (normaliser.normalised_ms(first, method), normaliser.normalised_ms(second, method))
-                  for method in METHODS}
-        if all(a and b for a, b in values.values()):
-            for method, (a, b) in values.items():
-                ratios[method].append(b / a)
+    from cost_models.metrics import rmspe, within  # scipy: kept off the start-up of every measure command
+
+    values = [{method: (normaliser.normalised_ms(first, method), normaliser.normalised_ms(second, method))
+               for method in METHODS} for first, second in pairs]
+    usable = [v for v in values if all(a and b for a, b in v.values())]
     scores = {}
-    for method, r in ratios.items():
-        err = np.asarray(r) - 1.0
-        scores[method] = ({"within_10": float(np.mean(np.abs(err) <= 0.10)), "rmspe": float(np.sqrt(np.mean(err ** 2)))}
-                          if r else {})
-    n = len(ratios[RAW])
+    for method in METHODS:
+        firsts, seconds = [v[method][0] for v in usable], [v[method][1] for v in usable]
+        scores[method] = {"within_10": within(firsts, seconds, 0.10), "rmspe": rmspe(firsts, seconds)} if usable else {}
+    n = len(usable)
     best = (min(METHODS, key=lambda m: (-scores[m]["within_10"], scores[m]["rmspe"], METHODS.index(m)))
             if n >= MIN_CHECK_PAIRS else None)
     return {"method": best, "pairs": n, "scores": scores}
